@@ -1,0 +1,450 @@
+/*
+ * kvstored.c - the daemon's entry: flags, then one of the launch paths.
+ *
+ *   standalone		bind -l/-p, daemonize unless -f, master_run()
+ *   systemd Accept=no	the listening socket is fd 3 (LISTEN_FDS): master_run()
+ *   systemd Accept=yes	the connection is fd 3: serve it, exit
+ *   inetd, xinetd (-i)	the connection is stdin/stdout: serve it, exit
+ *
+ * Every path ends at the same segment by its name.  Under inetd, stderr may
+ * be the client's socket (xinetd hands it fds 0, 1 and 2), so -i logs only
+ * to syslog; and fd 3 is trusted only when LISTEN_PID names this process.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "kvstore.h"
+#include "log.h"
+#include "master.h"
+#include "net.h"
+#include "session.h"
+#include "store.h"
+#include "users.h"
+
+#define SD_LISTEN_FDS_START	3
+
+struct options {
+	const char	*port;
+	const char	*address;
+	char		 segment[256];
+	uint64_t	 size_mb;
+	uint32_t	 value_max;
+	int		 maxconn;
+	int		 idle_timeout;
+	int		 partial_timeout;
+	int		 foreground;
+	int		 inetd;
+	int		 verbose;
+	int		 remove;
+	int		 check;
+	int		 closed;
+	const char	*pidfile;
+	const char	*user;
+	uint64_t	 quota_keys;
+	uint64_t	 quota_bytes;
+	const char	*mc_port;
+	char		 users_file[PATH_MAX];
+	int		 login_timeout;
+	unsigned	 reg_limit;
+	unsigned	 max_accounts;
+	const char	*bound_user;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
+	    "[-c maxconn] [-g registrations]\n"
+	    "                [-I value-max] [-L seconds] [-l address] "
+	    "[-M memcached-port] [-m MiB]\n"
+	    "                [-N accounts] [-P pidfile] [-p port] "
+	    "[-Q quota-bytes] [-q quota-keys]\n"
+	    "                [-s segment] [-T seconds] [-t seconds] "
+	    "[-u user]\n");
+	exit(2);
+}
+
+static uint64_t
+number(const char *s, uint64_t min, uint64_t max, const char *what)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (s[0] == '\0' || s[0] == '-' || *end != '\0' || errno != 0 ||
+	    v < min || v > max) {
+		fprintf(stderr, "kvstored: %s must be a number from %llu to "
+		    "%llu, not '%s'\n", what, (unsigned long long)min,
+		    (unsigned long long)max, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	const char *seg = KV_DEFAULT_SEGMENT;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->port = KV_DEFAULT_PORT;
+	o->address = KV_DEFAULT_ADDRESS;
+	o->size_mb = KV_DEFAULT_SIZE_MB;
+	o->value_max = KV_VALUE_MAX;
+	o->maxconn = 1024;
+	o->idle_timeout = 300;
+	o->partial_timeout = 30;
+	o->login_timeout = 10;
+	o->reg_limit = 100;
+	o->max_accounts = 1000;
+	while ((ch = getopt(argc, argv, "A:B:c:Cfg:hiI:L:l:M:m:N:P:p:Q:q:RrT:t:s:u:Vv")) !=
+	    -1) {
+		switch (ch) {
+		case 'c':
+			o->maxconn = (int)number(optarg, 1, 65536, "-c");
+			break;
+		case 'C':
+			o->check = 1;
+			break;
+		case 'f':
+			o->foreground = 1;
+			break;
+		case 'i':
+			o->inetd = 1;
+			break;
+		case 'I':
+			o->value_max = (uint32_t)number(optarg, 1,
+			    KV_VALUE_MAX_LIMIT, "-I");
+			break;
+		case 'A':
+			/* Absolute: children and kvstorectl find it from anywhere. */
+			if (realpath(optarg, o->users_file) == NULL &&
+			    (optarg[0] != '/' || snprintf(o->users_file,
+			    sizeof(o->users_file), "%s", optarg) >=
+			    (int)sizeof(o->users_file))) {
+				fprintf(stderr, "kvstored: users file %s: give "
+				    "an absolute path or an existing file\n",
+				    optarg);
+				exit(2);
+			}
+			break;
+		case 'B':
+			o->bound_user = optarg;
+			break;
+		case 'g':
+			o->reg_limit = (unsigned)number(optarg, 0, 1000000,
+			    "-g");
+			break;
+		case 'L':
+			o->login_timeout = (int)number(optarg, 0, 3600, "-L");
+			break;
+		case 'N':
+			o->max_accounts = (unsigned)number(optarg, 1, 1000,
+			    "-N");
+			break;
+		case 'q':
+			o->quota_keys = number(optarg, 0, UINT64_MAX / 2, "-q");
+			break;
+		case 'l':
+			o->address = optarg;
+			break;
+		case 'm':
+			o->size_mb = number(optarg, KV_MIN_SIZE_MB,
+			    KV_MAX_SIZE_MB, "-m");
+			break;
+		case 'M':
+			number(optarg, 0, 65535, "-M");
+			o->mc_port = optarg;
+			break;
+		case 'Q':
+			o->quota_bytes = number(optarg, 0, UINT64_MAX / 2,
+			    "-Q");
+			break;
+		case 'P':
+			o->pidfile = optarg;
+			break;
+		case 'p':
+			number(optarg, 0, 65535, "-p");
+			o->port = optarg;
+			break;
+		case 'R':
+			o->remove = 1;
+			break;
+		case 'r':
+			o->closed = 1;
+			break;
+		case 's':
+			seg = optarg;
+			break;
+		case 'T':
+			o->partial_timeout = (int)number(optarg, 0, 86400,
+			    "-T");
+			break;
+		case 't':
+			o->idle_timeout = (int)number(optarg, 0, 86400 * 365,
+			    "-t");
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'V':
+			printf("kvstored %s\n", KV_VERSION);
+			exit(0);
+		case 'v':
+			o->verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (o->bound_user != NULL && !auth_valid_name(o->bound_user,
+	    strlen(o->bound_user))) {
+		fprintf(stderr, "kvstored: bad user name '%s'\n",
+		    o->bound_user);
+		exit(2);
+	}
+	if (snprintf(o->segment, sizeof(o->segment), "%s%s",
+	    seg[0] == '/' ? "" : "/", seg) >= (int)sizeof(o->segment) ||
+	    strchr(o->segment + 1, '/') != NULL || o->segment[1] == '\0') {
+		fprintf(stderr, "kvstored: bad segment name '%s'\n", seg);
+		exit(2);
+	}
+}
+
+/* Drop to -u's user, or refuse to serve as root without being told. */
+static void
+drop_privileges(const struct options *o)
+{
+	struct passwd *pw;
+
+	if (o->user == NULL) {
+		if (geteuid() == 0)
+			fatalx("refusing to run as root: name a user with -u "
+			    "(-u root to insist)");
+		return;
+	}
+	if ((pw = getpwnam(o->user)) == NULL)
+		fatalx("no such user '%s'", o->user);
+	if (pw->pw_uid == geteuid())
+		return;
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		fatal("cannot become user %s", o->user);
+	if (setuid(0) != -1)
+		fatalx("could regain root after dropping to %s", o->user);
+}
+
+static void
+open_store(const struct options *o, struct store *st)
+{
+	struct store_geometry g;
+	char err[512];
+
+	store_geometry_default(&g, o->size_mb, o->value_max);
+	if (store_open(st, o->segment, &g, STORE_CREATE, err, sizeof(err)) ==
+	    -1)
+		fatalx("%s", err);
+	if (o->users_file[0] == '\0')
+		return;
+	if (store_attach_process(st) == -1)
+		fatalx("cannot attach to segment %s", o->segment);
+	if (users_load(st, o->users_file, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	store_set_users_file(st, o->users_file);
+	store_detach_process(st);
+}
+
+static void
+write_pidfile(const char *path)
+{
+	FILE *f;
+
+	if (path == NULL)
+		return;
+	if ((f = fopen(path, "w")) == NULL)
+		fatal("pidfile %s", path);
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) == EOF)
+		fatal("pidfile %s", path);
+}
+
+static void
+daemonize(void)
+{
+	int fd;
+
+	switch (fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (setsid() == -1)
+		fatal("setsid");
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	log_to_syslog();
+}
+
+/* sd_listen_fds(3) in a few lines: how many sockets systemd passed us. */
+static int
+systemd_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char *end;
+	long n;
+	int i;
+
+	if (pid == NULL || fds == NULL)
+		return 0;
+	if (strtol(pid, &end, 10) != (long)getpid() || *end != '\0')
+		return 0;
+	n = strtol(fds, &end, 10);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (*end != '\0' || n <= 0 || n > MASTER_MAX_LISTEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		fcntl(SD_LISTEN_FDS_START + i, F_SETFD, FD_CLOEXEC);
+	return (int)n;
+}
+
+static void
+serve_one(const struct options *o, struct session_config *sc, int in, int out)
+{
+	char peer[NET_NAME_MAX];
+	struct store st;
+
+	open_store(o, &st);
+	sc->store = &st;
+	auth_init();
+	net_peer(in, peer, sizeof(peer));
+	log_info("conn: pid %ld from %s", (long)getpid(), peer);
+	child_serve(in, out, sc, peer);
+}
+
+static void
+log_start(const struct options *o, struct master_config *mc)
+{
+	char addr[64];
+	int port = 0, i;
+
+	if (net_local(mc->lfd[0], addr, sizeof(addr), &port) == -1)
+		snprintf(addr, sizeof(addr), "unknown");
+	log_info("start: kvstored %s listen %s port %d segment %s size %luM "
+	    "maxconn %d", KV_VERSION, addr, port, o->segment,
+	    (unsigned long)o->size_mb, o->maxconn);
+	for (i = 1; i < mc->nlfd; i++)
+		if (mc->lproto[i] == PROTO_MEMCACHED &&
+		    net_local(mc->lfd[i], addr, sizeof(addr), &port) == 0)
+			log_info("start: memcached protocol listen %s port %d%s%s",
+			    addr, port, o->bound_user ? " as user " : "",
+			    o->bound_user ? o->bound_user : "");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	struct session_config sc;
+	struct master_config mc;
+	struct store st;
+	char err[512];
+	int nfds, i, rc;
+
+	parse_options(argc, argv, &o);
+	log_init("kvstored", !o.inetd, o.verbose);
+	if (o.remove) {
+		if (store_remove(o.segment) == -1)
+			fatal("remove segment %s", o.segment);
+		log_info("removed segment %s", o.segment);
+		return 0;
+	}
+	if (o.check) {
+		if (store_open(&st, o.segment, NULL, 0, err, sizeof(err)) == -1)
+			fatalx("%s", err);
+		if (store_attach_process(&st) == -1)
+			return 1;
+		rc = store_check(&st, stdout);
+		store_close(&st);
+		return rc;
+	}
+	memset(&sc, 0, sizeof(sc));
+	sc.idle_timeout = o.idle_timeout;
+	sc.partial_timeout = o.partial_timeout;
+	sc.registration = !o.closed;
+	sc.quota_keys = o.quota_keys;
+	sc.quota_bytes = o.quota_bytes;
+	sc.bound_user = o.bound_user;
+	sc.login_timeout = o.login_timeout;
+	sc.reg_limit = o.reg_limit;
+	sc.max_accounts = o.max_accounts;
+	sc.users_file = o.users_file[0] ? o.users_file : NULL;
+
+	if (o.inetd) {
+		drop_privileges(&o);
+		serve_one(&o, &sc, STDIN_FILENO, STDOUT_FILENO);
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.maxconn = o.maxconn;
+	mc.session = &sc;
+	mc.users_file = sc.users_file;
+	nfds = systemd_fds();
+	if (nfds > 0 && net_is_listening(SD_LISTEN_FDS_START) == 0) {
+		/* Accept=yes: one connection, already accepted. */
+		drop_privileges(&o);
+		serve_one(&o, &sc, SD_LISTEN_FDS_START, SD_LISTEN_FDS_START);
+	}
+	for (i = 0; i < nfds; i++)
+		mc.lfd[mc.nlfd++] = SD_LISTEN_FDS_START + i;
+	if (mc.nlfd == 0) {
+		if ((mc.lfd[0] = net_listen(o.address, o.port, err,
+		    sizeof(err))) == -1)
+			fatalx("%s", err);
+		mc.nlfd = 1;
+	}
+	if (o.mc_port != NULL) {
+		if ((mc.lfd[mc.nlfd] = net_listen(o.address, o.mc_port, err,
+		    sizeof(err))) == -1)
+			fatalx("%s", err);
+		mc.lproto[mc.nlfd++] = PROTO_MEMCACHED;
+	}
+	drop_privileges(&o);
+	open_store(&o, &st);
+	sc.store = &st;
+	auth_init();
+	if (!o.foreground)
+		daemonize();
+	write_pidfile(o.pidfile);
+	log_start(&o, &mc);
+	rc = master_run(&mc);
+	if (o.pidfile != NULL)
+		unlink(o.pidfile);
+	return rc;
+}

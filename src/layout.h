@@ -1,0 +1,186 @@
+/*
+ * layout.h - the shared-memory segment, byte for byte.
+ *
+ * Every process that maps the segment reads it through these structures, at
+ * whatever address its mapping landed: all references inside are offsets
+ * (struct members named off_* in bytes, item references in units of 8 bytes),
+ * never pointers.  The header's magic, version and abi words let a binary
+ * built with another layout, sem_t size or lock size refuse to attach.
+ *
+ *	header | stripes | buckets | users | slots | audit | peers | page map |
+ *	arena
+ *
+ * Only store.c and lock.c include this file.
+ */
+#ifndef LAYOUT_H
+#define LAYOUT_H
+
+#include <semaphore.h>
+#include <stdint.h>
+
+#include "kvstore.h"
+
+#define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
+#define KV_LAYOUT_VERSION	2
+#define KV_CLASSES_MAX		64
+#define KV_USERS		1024	/* accounts a segment can hold */
+#define KV_SLOTS		4096	/* processes attached at once */
+#define KV_STRIPES_MAX		1024
+#define KV_ITEM_ALIGN		8
+#define KV_LOCK_LOG		12	/* undo entries one critical section may need */
+#define KV_CACHELINE		64
+#define KV_AUDIT_LINES		256	/* the in-memory audit ring */
+#define KV_AUDIT_LEN		248
+#define KV_PEERS		512	/* failed-login and registration counters */
+#define KV_PATH_MAX		256
+
+/*
+ * A recoverable lock: a process-shared semaphore plus what another process
+ * needs to take over from a holder that died.  The holder records its pid
+ * right after sem_wait() returns and logs the old value of every shared word
+ * before it changes it; a process that finds the holder dead replays the log
+ * backwards, which returns the protected data to its state before the
+ * interrupted critical section.  tx_commit() empties the log in one store.
+ */
+struct kv_undo {
+	uint32_t	off;		/* byte offset of the word in the segment */
+	uint32_t	width;		/* 4 or 8 */
+	uint64_t	old;
+};
+
+struct kv_lock {
+	sem_t		sem;
+	uint32_t	holder;		/* pid, 0 while free or in the entry window */
+	uint32_t	seq;		/* acquisitions, to see progress */
+	uint32_t	nlog;
+	uint32_t	pad;
+	struct kv_undo	log[KV_LOCK_LOG];
+} __attribute__((aligned(KV_CACHELINE)));
+
+/* One stripe guards the buckets whose index equals it modulo nstripes. */
+struct kv_stripe {
+	struct kv_lock	lock;
+	uint64_t	items;		/* items in this stripe's buckets */
+	uint64_t	bytes;		/* chunk bytes they occupy */
+	uint64_t	hits, misses, puts, dels;
+} __attribute__((aligned(KV_CACHELINE)));
+
+/* A stored item; its chunk comes from one size class. */
+struct kv_item {
+	uint32_t	next;		/* ref of the next item in the chain, 0 = end */
+	uint32_t	hash;		/* high half of the 64-bit hash */
+	uint32_t	user;		/* owner's user id */
+	uint32_t	vlen;
+	uint8_t		klen;
+	uint8_t		cls;
+	uint8_t		state;		/* ITEM_FREE or ITEM_USED */
+	uint8_t		pad;
+	uint32_t	flags;		/* memcached client flags */
+	uint32_t	exptime;	/* absolute Unix time, 0 = never */
+	uint32_t	pad2;
+	uint64_t	cas;
+	char		data[];		/* key bytes, then value bytes */
+};
+#define ITEM_FREE	0x46
+#define ITEM_USED	0x55
+
+#define USER_EMPTY	0
+#define USER_ACTIVE	1
+#define USER_DELETED	2
+
+struct kv_user {
+	uint32_t	state;		/* USER_EMPTY, USER_ACTIVE, USER_DELETED */
+	uint32_t	role;		/* KV_ROLE_GUEST or KV_ROLE_MANAGER */
+	uint32_t	gen;		/* bumped on delete: stale sessions notice */
+	uint32_t	hash_sel;	/* which of hash[] is current */
+	char		name[KV_USER_MAX + 8];
+	uint64_t	keys;		/* under the alloc lock */
+	uint64_t	bytes;		/* chunk bytes, under the alloc lock */
+	uint64_t	quota_keys;	/* 0 = the daemon's default */
+	uint64_t	quota_bytes;
+	uint32_t	fails;		/* failed logins in a row */
+	uint32_t	pad3;
+	int64_t		last_fail;
+	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
+};
+
+/* One audit line; seq is written after the text, so a torn line shows. */
+struct kv_audit {
+	uint64_t	seq;
+	char		line[KV_AUDIT_LEN];
+};
+
+/*
+ * Counters per peer address (hashed), shared by every connection process:
+ * failed logins for the growing delay, registrations for the rate limit.
+ * Updated with atomics, no lock: a lost update only softens a limit.
+ */
+struct kv_peer {
+	uint64_t	key;		/* hash of the address, 0 = empty */
+	uint32_t	fails;
+	uint32_t	regs;		/* registrations in the current window */
+	int64_t		last_fail;
+	int64_t		reg_window;	/* start of the registration window */
+};
+
+/*
+ * A process registry slot.  want names the lock a process is about to take
+ * (so a death in the window between sem_wait() and recording the holder can
+ * be found); pending and final_* let a survivor finish or undo a dead
+ * process's allocation and the bookkeeping after a committed write.
+ */
+struct kv_slot {
+	uint32_t	pid;
+	uint32_t	want;		/* offset of the lock being taken, 0 = none */
+	uint32_t	pending;	/* ref allocated but not yet published */
+	uint32_t	final_valid;
+	uint32_t	final_old;	/* ref to free after a committed write */
+	uint32_t	final_user;
+	uint32_t	reaper;		/* pid finishing this dead slot, 0 = none */
+	uint32_t	pad;
+	int64_t		final_dkeys;
+	int64_t		final_dbytes;
+} __attribute__((aligned(KV_CACHELINE)));
+
+struct kv_class {
+	uint32_t	size;		/* chunk bytes */
+	uint32_t	free_head;	/* ref of the first free chunk */
+	uint32_t	bump;		/* ref of the next never-used chunk */
+	uint32_t	bump_end;	/* ref just past the current page */
+};
+
+struct kv_header {
+	uint64_t	magic;
+	uint32_t	version;
+	uint32_t	abi;
+	uint32_t	ready;		/* set last when initialisation is done */
+	uint32_t	page_size;
+	uint64_t	size;
+	uint32_t	value_max;
+	uint32_t	nbuckets;	/* a power of two */
+	uint32_t	nstripes;	/* a power of two, <= nbuckets */
+	uint32_t	nusers;
+	uint32_t	nslots;
+	uint32_t	npages;
+	uint32_t	nclasses;
+	uint32_t	pad;
+	uint64_t	off_stripes, off_buckets, off_users, off_slots;
+	uint64_t	off_pagemap, off_arena;
+	uint64_t	off_audit, off_peers;
+	int64_t		created;
+	uint64_t	cas_seq __attribute__((aligned(KV_CACHELINE)));
+	uint64_t	total_connections;
+	uint64_t	auth_failures;
+	uint64_t	audit_seq;
+	char		users_file[KV_PATH_MAX];	/* -A, for kvstorectl */
+	struct kv_lock	alloc_lock;	/* classes, pages, user counters */
+	struct kv_lock	users_lock;	/* user slots' names, roles, hashes */
+	uint32_t	next_page;	/* under the alloc lock */
+	uint32_t	pad3;
+	struct kv_class	classes[KV_CLASSES_MAX];
+};
+
+#define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \
+		    sizeof(struct kv_item) << 4 | sizeof(void *)))
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * master.h - the listening process: accept, fork, reap.  It never reads a
+ * byte a client sends.
+ */
+#ifndef MASTER_H
+#define MASTER_H
+
+#include "session.h"
+
+#define MASTER_MAX_LISTEN	8
+
+struct master_config {
+	int			 lfd[MASTER_MAX_LISTEN];
+	enum session_proto	 lproto[MASTER_MAX_LISTEN];
+	int			 nlfd;
+	int			 maxconn;
+	const char		*users_file;	/* reloaded on SIGHUP */
+	struct session_config	*session;
+};
+
+int	master_run(struct master_config *);
+void	child_serve(int in, int out, struct session_config *, const char *peer);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * storetest.c - drive store.c directly, one command per line on stdin, so
+ * that bats can unit-test the table without a server in between.
+ *
+ *   storetest SEGMENT SIZE_MB VALUE_MAX < script
+ *
+ * Commands (words separated by single spaces; \n, \t, \\ and \xHH escapes
+ * in keys and values):
+ *   user NAME			create a user; prints its id
+ *   put UID KEY VALUE		prints OK or the failure
+ *   add|replace|append|prepend UID KEY VALUE
+ *   get UID KEY		prints VALUE <len> <bytes> or NOT_FOUND
+ *   del UID KEY
+ *   incr|decr UID KEY N
+ *   fill UID PREFIX COUNT VSIZE	put COUNT keys until one fails
+ *   flush UID
+ *   counts UID			user keys and chunk bytes
+ *   stats			items, bytes_used, bytes_free, bytes_limit
+ *   check			run the checker: "clean" or its complaints
+ *   classes			how many size classes, and the page size
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+static const char *
+result(int rc)
+{
+	static const char *names[] = {
+		"OK", "NOT_FOUND", "EXISTS", "NOT_STORED", "FULL", "QUOTA",
+		"TOO_LARGE", "NOT_NUMBER", "NO_USER", "ERROR"
+	};
+
+	return rc >= 0 && rc <= ST_ERROR ? names[rc] : "?";
+}
+
+static size_t
+unescape(char *s)
+{
+	char *o = s, *p = s;
+
+	while (*p) {
+		if (*p != '\\') {
+			*o++ = *p++;
+			continue;
+		}
+		p++;
+		switch (*p) {
+		case 'n': *o++ = '\n'; p++; break;
+		case 't': *o++ = '\t'; p++; break;
+		case 's': *o++ = ' '; p++; break;
+		case '\\': *o++ = '\\'; p++; break;
+		case 'x': {
+			char hex[3] = { p[1], p[2], 0 };
+
+			*o++ = (char)strtol(hex, NULL, 16);
+			p += 3;
+			break;
+		}
+		default:
+			*o++ = '\\';
+		}
+	}
+	return (size_t)(o - s);
+}
+
+static void
+print_value(void *ctx, const struct item_view *v)
+{
+	(void)ctx;
+	printf("VALUE %zu ", v->vlen);
+	fwrite(v->value, 1, v->vlen, stdout);
+	printf("\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct store st;
+	struct store_geometry g;
+	char line[1 << 16], err[512];
+	char *w[5];
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: storetest segment size_mb value_max\n");
+		return 2;
+	}
+	store_geometry_default(&g, strtoull(argv[2], NULL, 10),
+	    (uint32_t)strtoul(argv[3], NULL, 10));
+	if (store_open(&st, argv[1], &g, STORE_CREATE, err, sizeof(err)) ==
+	    -1) {
+		printf("open: %s\n", err);
+		return 1;
+	}
+	if (store_attach_process(&st) == -1)
+		return 1;
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		struct store_write wr;
+		size_t klen = 0, vlen = 0;
+		int n = 0;
+		char *p = line;
+		uint32_t uid;
+
+		line[strcspn(line, "\n")] = '\0';
+		while (n < 5 && (w[n] = strsep(&p, " ")) != NULL)
+			n++;
+		if (n == 0 || w[0][0] == '\0' || w[0][0] == '#')
+			continue;
+		uid = n > 1 ? (uint32_t)strtoul(w[1], NULL, 10) : 0;
+		if (n > 2)
+			klen = unescape(w[2]);
+		if (n > 3)
+			vlen = unescape(w[3]);
+		memset(&wr, 0, sizeof(wr));
+		if (strcmp(w[0], "user") == 0 && n == 2) {
+			uint32_t id;
+			int rc = store_user_create(&st, w[1], 0, "x", &id);
+
+			if (rc == ST_OK)
+				printf("%u\n", id);
+			else
+				printf("%s\n", result(rc));
+		} else if (n == 4 && (strcmp(w[0], "put") == 0 ||
+		    strcmp(w[0], "add") == 0 || strcmp(w[0], "replace") == 0 ||
+		    strcmp(w[0], "append") == 0 ||
+		    strcmp(w[0], "prepend") == 0)) {
+			wr.mode = w[0][0] == 'a' ? (w[0][1] == 'd' ? W_ADD :
+			    W_APPEND) : w[0][0] == 'r' ? W_REPLACE :
+			    w[0][1] == 'r' ? W_PREPEND : W_SET;
+			printf("%s\n", result(store_put(&st, uid, w[2], klen,
+			    w[3], vlen, &wr, NULL)));
+		} else if (strcmp(w[0], "get") == 0 && n == 3) {
+			if (store_get(&st, uid, w[2], klen, print_value, NULL)
+			    != ST_OK)
+				printf("NOT_FOUND\n");
+		} else if (strcmp(w[0], "del") == 0 && n == 3) {
+			printf("%s\n", result(store_del(&st, uid, w[2], klen)));
+		} else if ((strcmp(w[0], "incr") == 0 ||
+		    strcmp(w[0], "decr") == 0) && n == 4) {
+			uint64_t v;
+			int rc = store_arith(&st, uid, w[2], klen,
+			    w[0][0] == 'i', strtoull(w[3], NULL, 10), &v);
+
+			if (rc == ST_OK)
+				printf("%" PRIu64 "\n", v);
+			else
+				printf("%s\n", result(rc));
+		} else if (strcmp(w[0], "fill") == 0 && n == 5) {
+			unsigned long count = strtoul(w[3], NULL, 10), i;
+			size_t vs = strtoul(w[4], NULL, 10);
+			char key[300], *val = malloc(vs + 1);
+			int rc = ST_OK;
+
+			memset(val, 'v', vs);
+			for (i = 0; i < count; i++) {
+				int kl = snprintf(key, sizeof(key), "%s%lu",
+				    w[2], i);
+
+				rc = store_put(&st, uid, key, (size_t)kl, val,
+				    vs, &wr, NULL);
+				if (rc != ST_OK)
+					break;
+			}
+			printf("stored %lu %s\n", i, result(rc));
+			free(val);
+		} else if (strcmp(w[0], "flush") == 0 && n == 2) {
+			printf("%s\n", result(store_flush_user(&st, uid)));
+		} else if (strcmp(w[0], "counts") == 0 && n == 2) {
+			struct user_view v;
+
+			if (store_user_get(&st, uid, &v) == ST_OK)
+				printf("keys %" PRIu64 " bytes %" PRIu64 "\n",
+				    v.keys, v.bytes);
+			else
+				printf("NO_USER\n");
+		} else if (strcmp(w[0], "stats") == 0) {
+			struct store_stats s;
+
+			store_stats(&st, &s);
+			printf("items %" PRIu64 " bytes_used %" PRIu64
+			    " bytes_free %" PRIu64 " bytes_limit %" PRIu64 "\n",
+			    s.items, s.bytes_used, s.bytes_free,
+			    s.bytes_limit);
+		} else if (strcmp(w[0], "check") == 0) {
+			fflush(stdout);
+			if (store_check(&st, NULL) == 0)
+				printf("clean\n");
+			else
+				store_check(&st, stdout);
+		} else {
+			printf("bad command: %s\n", w[0]);
+		}
+		fflush(stdout);
+	}
+	store_close(&st);
+	return 0;
+}
