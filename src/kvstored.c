@@ -41,6 +41,7 @@ struct options {
 	uint64_t	 size_mb;
 	uint32_t	 value_max;
 	int		 maxconn;
+	int		 max_spares;
 	int		 idle_timeout;
 	int		 partial_timeout;
 	int		 foreground;
@@ -67,7 +68,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
 	    "[-c maxconn] [-g registrations]\n"
-	    "                [-I value-max] [-L seconds] [-l address] "
+	    "                [-I value-max] [-k spares] [-L seconds] [-l address] "
 	    "[-M memcached-port] [-m MiB]\n"
 	    "                [-N accounts] [-P pidfile] [-p port] "
 	    "[-Q quota-bytes] [-q quota-keys]\n"
@@ -106,12 +107,13 @@ parse_options(int argc, char **argv, struct options *o)
 	o->size_mb = KV_DEFAULT_SIZE_MB;
 	o->value_max = KV_VALUE_MAX;
 	o->maxconn = 1024;
+	o->max_spares = 8;
 	o->idle_timeout = 300;
 	o->partial_timeout = 30;
 	o->login_timeout = 10;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:Cfg:hiI:L:l:M:m:N:P:p:Q:q:RrT:t:s:u:Vv")) !=
+	while ((ch = getopt(argc, argv, "A:B:c:Cfg:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:u:Vv")) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -148,6 +150,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'g':
 			o->reg_limit = (unsigned)number(optarg, 0, 1000000,
 			    "-g");
+			break;
+		case 'k':
+			o->max_spares = (int)number(optarg, 0, 256, "-k");
 			break;
 		case 'L':
 			o->login_timeout = (int)number(optarg, 0, 3600, "-L");
@@ -413,6 +418,7 @@ main(int argc, char **argv)
 	}
 	memset(&mc, 0, sizeof(mc));
 	mc.maxconn = o.maxconn;
+	mc.max_spares = o.max_spares < o.maxconn ? o.max_spares : o.maxconn;
 	mc.session = &sc;
 	mc.users_file = sc.users_file;
 	nfds = systemd_fds();

@@ -1,20 +1,31 @@
 /*
- * master.c - accept a connection, fork a child for it, reap children.
+ * master.c - keep children serving connections, one connection each, and
+ * reap them.  The master never reads a byte a client sends.
+ *
+ * So that a connect does not wait for a fork, the master keeps a few spare
+ * children already forked and attached to the segment, each blocked in
+ * accept() on the listening sockets; the kernel hands a new connection to
+ * one of them.  The chosen child tells the master over a pipe that it is
+ * busy, serves its one connection and exits, and the master forks a
+ * replacement.  When the pool runs dry the number of spares doubles (up to
+ * -k); when it has not run dry for a while it shrinks by one.  Only while
+ * no spare is waiting does the master accept itself: to fork a child for the
+ * connection, or, at the connection limit, to answer one refusal line.
  *
  * Signals are blocked except inside ppoll(), so the handlers only set flags
- * and every consequence (reaping, logging, stopping) happens here in the
- * loop, in order.  Over the connection limit a newcomer gets one refusal
- * line and is closed; the children already serving are not disturbed.
+ * and every consequence (reaping, logging, stopping) happens here in order.
  */
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,16 +35,26 @@
 #include "users.h"
 
 #define BUSY_LINE	"ERR busy too many connections\r\n"
+#define SHRINK_AFTER_MS	5000	/* a pool that never ran dry this long shrinks */
+
+/* What a spare tells the master when it takes a connection: one atomic write. */
+struct busy_note {
+	pid_t	pid;
+	char	peer[NET_NAME_MAX];
+};
 
 struct child {
 	pid_t	pid;
+	int	busy;		/* 0 while a spare waits in accept() */
 	char	peer[NET_NAME_MAX];
 };
 
 static volatile sig_atomic_t got_chld, got_term, got_hup;
 
 static struct child *children;
-static int nchildren, maxchildren;
+static int nchildren, nbusy, spare_target;
+static int busy_pipe[2] = { -1, -1 };	/* spares write their pid here */
+static uint64_t last_dry;		/* when the pool last ran dry, ms */
 
 static void
 on_signal(int sig)
@@ -70,23 +91,100 @@ catch(int sig, void (*fn)(int))
 	sigaction(sig, &sa, NULL);
 }
 
-/* A child serves one connection and exits; 0 when it ended well. */
-void
-child_serve(int in, int out, struct session_config *cfg, const char *peer)
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+child_signals(void)
 {
 	sigset_t none;
 
 	catch(SIGTERM, on_child_term);
 	catch(SIGHUP, SIG_IGN);
 	catch(SIGPIPE, SIG_IGN);
+	catch(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Serve one connection in this process, then exit. */
+static void
+serve(int fd, struct session_config *cfg, const char *peer)
+{
+	store_note_connection(cfg->store);
+	net_nodelay(fd);
+	session_run(fd, fd, cfg, peer);
+	store_detach_process(cfg->store);
+	_exit(0);
+}
+
+/* A child forked for a connection already accepted (or inetd's). */
+void
+child_serve(int in, int out, struct session_config *cfg, const char *peer)
+{
+	child_signals();
 	if (store_attach_process(cfg->store) == -1)
 		_exit(1);
 	store_note_connection(cfg->store);
 	net_nodelay(out);
 	session_run(in, out, cfg, peer);
 	store_detach_process(cfg->store);
+	_exit(0);
+}
+
+/*
+ * A spare: attach to the segment now, before any client waits, then take
+ * the next connection from whichever listener has one.
+ */
+static void
+spare_main(struct master_config *mc)
+{
+	struct pollfd pfd[MASTER_MAX_LISTEN];
+	struct busy_note note;
+	int i, j, fd;
+
+	child_signals();
+	close(busy_pipe[0]);
+	if (store_attach_process(mc->session->store) == -1)
+		_exit(1);
+	for (i = 0; i < mc->nlfd; i++) {
+		pfd[i].fd = mc->lfd[i];
+		pfd[i].events = POLLIN;
+	}
+	while (!session_stop) {
+		if (mc->nlfd > 1 && poll(pfd, (nfds_t)mc->nlfd, -1) == -1)
+			continue;
+		for (i = 0; i < mc->nlfd; i++) {
+			if (mc->nlfd > 1 && !(pfd[i].revents & POLLIN))
+				continue;
+			/* Listeners are non-blocking: another spare may win. */
+			fd = accept4(mc->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			if (fd == -1) {
+				if (mc->nlfd == 1 && errno == EAGAIN) {
+					poll(pfd, 1, -1);
+				}
+				continue;
+			}
+			memset(&note, 0, sizeof(note));
+			note.pid = getpid();
+			net_peer(fd, note.peer, sizeof(note.peer));
+			(void)!write(busy_pipe[1], &note, sizeof(note));
+			close(busy_pipe[1]);
+			for (j = 0; j < mc->nlfd; j++)
+				close(mc->lfd[j]);
+			mc->session->proto = mc->lproto[i];
+			if (mc->lproto[i] != PROTO_MEMCACHED)
+				mc->session->bound_user = NULL;
+			serve(fd, mc->session, note.peer);
+		}
+	}
+	store_detach_process(mc->session->store);
 	_exit(0);
 }
 
@@ -99,6 +197,63 @@ find_child(pid_t pid)
 		if (children[i].pid == pid)
 			return &children[i];
 	return NULL;
+}
+
+static int
+spares(void)
+{
+	return nchildren - nbusy;
+}
+
+static void
+fork_spare(struct master_config *mc)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_warn("fork a spare");
+		return;
+	}
+	if (pid == 0)
+		spare_main(mc);
+	children[nchildren].pid = pid;
+	children[nchildren].busy = 0;
+	children[nchildren].peer[0] = '\0';
+	nchildren++;
+}
+
+/* Keep spare_target spares, within the connection limit. */
+static void
+top_up(struct master_config *mc)
+{
+	while (spares() < spare_target && nchildren < mc->maxconn)
+		fork_spare(mc);
+}
+
+/* Spares that have taken a connection say so; note them busy. */
+static void
+read_busy(struct master_config *mc)
+{
+	struct busy_note note;
+	struct child *c;
+
+	while (read(busy_pipe[0], &note, sizeof(note)) ==
+	    (ssize_t)sizeof(note)) {
+		if ((c = find_child(note.pid)) == NULL || c->busy)
+			continue;
+		c->busy = 1;
+		note.peer[sizeof(note.peer) - 1] = '\0';
+		memcpy(c->peer, note.peer, sizeof(c->peer));
+		nbusy++;
+		log_info("conn: pid %ld from %s", (long)note.pid, note.peer);
+		log_info("status: %d/%d", nbusy, mc->maxconn);
+	}
+	if (spares() == 0 && mc->max_spares > 0) {
+		last_dry = now_ms();
+		if (spare_target < mc->max_spares)
+			spare_target = spare_target * 2 > mc->max_spares ?
+			    mc->max_spares : spare_target * 2;
+	}
 }
 
 /*
@@ -131,10 +286,10 @@ reap(struct master_config *mc)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if ((c = find_child(pid)) == NULL)
-			continue;	/* a repair helper */
+			continue;	/* a repair or reload helper */
 		if (WIFSIGNALED(status)) {
 			log_warnx("end: pid %ld signal %d from %s", (long)pid,
-			    WTERMSIG(status), c->peer);
+			    WTERMSIG(status), c->peer[0] ? c->peer : "spare");
 			repair_after(mc->session->store, pid);
 		} else {
 			log_info("end: pid %ld status %d", (long)pid,
@@ -142,8 +297,10 @@ reap(struct master_config *mc)
 			if (WEXITSTATUS(status) > 1)
 				repair_after(mc->session->store, pid);
 		}
+		if (c->busy)
+			nbusy--;
 		*c = children[--nchildren];
-		log_info("status: %d/%d", nchildren, mc->maxconn);
+		log_info("status: %d/%d", nbusy, mc->maxconn);
 	}
 	errno = saved;
 }
@@ -156,22 +313,22 @@ refuse(int fd)
 	close(fd);
 }
 
+/* No spare was waiting: fork a child for this connection, or refuse it. */
 static void
 accept_one(struct master_config *mc, int li)
 {
-	int lfd = mc->lfd[li];
 	char peer[NET_NAME_MAX];
 	pid_t pid;
 	int fd, i;
 
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+	if ((fd = accept4(mc->lfd[li], NULL, NULL, SOCK_CLOEXEC)) == -1) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			log_warn("accept");
 		return;
 	}
 	net_peer(fd, peer, sizeof(peer));
 	if (nchildren >= mc->maxconn) {
-		log_warnx("busy: refused %s at %d/%d", peer, nchildren,
+		log_warnx("busy: refused %s at %d/%d", peer, nbusy,
 		    mc->maxconn);
 		refuse(fd);
 		return;
@@ -184,6 +341,8 @@ accept_one(struct master_config *mc, int li)
 	if (pid == 0) {
 		for (i = 0; i < mc->nlfd; i++)
 			close(mc->lfd[i]);
+		close(busy_pipe[0]);
+		close(busy_pipe[1]);
 		mc->session->proto = mc->lproto[li];
 		if (mc->lproto[li] != PROTO_MEMCACHED)
 			mc->session->bound_user = NULL;
@@ -191,10 +350,12 @@ accept_one(struct master_config *mc, int li)
 	}
 	close(fd);
 	children[nchildren].pid = pid;
+	children[nchildren].busy = 1;
 	memcpy(children[nchildren].peer, peer, sizeof(peer));
 	nchildren++;
+	nbusy++;
 	log_info("conn: pid %ld from %s", (long)pid, peer);
-	log_info("status: %d/%d", nchildren, mc->maxconn);
+	log_info("status: %d/%d", nbusy, mc->maxconn);
 }
 
 /* SIGTERM: stop accepting, let each child finish its request, then go. */
@@ -251,16 +412,38 @@ reload(struct master_config *mc)
 	_exit(0);
 }
 
+/*
+ * A pool that has not run dry for a while wants one spare fewer.  Spares
+ * are not killed (one may be taking a connection that very moment): the
+ * pool shrinks as they are used and not replaced.
+ */
+static void
+shrink(void)
+{
+	if (spare_target <= 1 || now_ms() - last_dry < SHRINK_AFTER_MS)
+		return;
+	spare_target--;
+	last_dry = now_ms();
+}
+
 int
 master_run(struct master_config *mc)
 {
-	struct pollfd pfd[MASTER_MAX_LISTEN];
+	struct pollfd pfd[MASTER_MAX_LISTEN + 1];
+	struct timespec tick = { 1, 0 };
 	sigset_t block, none;
-	int i, n;
+	int i, n, np;
 
-	maxchildren = mc->maxconn;
-	if ((children = calloc((size_t)maxchildren, sizeof(*children))) == NULL)
+	if ((children = calloc((size_t)mc->maxconn, sizeof(*children))) ==
+	    NULL)
 		fatal("calloc");
+	if (pipe2(busy_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+	for (i = 0; i < mc->nlfd; i++)
+		fcntl(mc->lfd[i], F_SETFL, fcntl(mc->lfd[i], F_GETFL) |
+		    O_NONBLOCK);
+	spare_target = mc->max_spares > 0 ? 1 : 0;
+	last_dry = now_ms();
 	catch(SIGCHLD, on_signal);
 	catch(SIGTERM, on_signal);
 	catch(SIGINT, on_signal);
@@ -273,10 +456,6 @@ master_run(struct master_config *mc)
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	sigemptyset(&none);
-	for (i = 0; i < mc->nlfd; i++) {
-		pfd[i].fd = mc->lfd[i];
-		pfd[i].events = POLLIN;
-	}
 	for (;;) {
 		if (got_chld) {
 			got_chld = 0;
@@ -284,7 +463,7 @@ master_run(struct master_config *mc)
 		}
 		if (got_term) {
 			log_info("stop: SIGTERM, %d children to finish",
-			    nchildren);
+			    nbusy);
 			shut_down(mc);
 			return 0;
 		}
@@ -292,14 +471,27 @@ master_run(struct master_config *mc)
 			got_hup = 0;
 			reload(mc);
 		}
-		n = ppoll(pfd, (nfds_t)mc->nlfd, NULL, &none);
+		read_busy(mc);
+		shrink();
+		top_up(mc);
+		/* The master listens only while no spare does. */
+		pfd[0].fd = busy_pipe[0];
+		pfd[0].events = POLLIN;
+		np = 1;
+		if (spares() == 0)
+			for (i = 0; i < mc->nlfd; i++, np++) {
+				pfd[np].fd = mc->lfd[i];
+				pfd[np].events = POLLIN;
+			}
+		n = ppoll(pfd, (nfds_t)np, mc->max_spares > 0 ? &tick : NULL,
+		    &none);
 		if (n == -1) {
 			if (errno != EINTR)
 				fatal("ppoll");
 			continue;
 		}
-		for (i = 0; i < mc->nlfd; i++)
+		for (i = 1; i < np; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_one(mc, i);
+				accept_one(mc, i - 1);
 	}
 }

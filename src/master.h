@@ -14,6 +14,7 @@ struct master_config {
 	enum session_proto	 lproto[MASTER_MAX_LISTEN];
 	int			 nlfd;
 	int			 maxconn;
+	int			 max_spares;	/* pre-forked children, 0 = none */
 	const char		*users_file;	/* reloaded on SIGHUP */
 	struct session_config	*session;
 };
