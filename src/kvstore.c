@@ -348,8 +348,8 @@ log_in(const char *user)
 	if (r.kind == REPLY_ERR) {
 		if (!known)
 			unlink(path);
-		if (!known && r.linelen == 14 &&
-		    memcmp(r.line, "auth name taken", 14) == 0)
+		if (!known && r.linelen == 15 &&
+		    memcmp(r.line, "auth name taken", 15) == 0)
 			die(EXIT_AUTH, "user %s is registered here with "
 			    "another secret", user);
 		conn.interactive = 0;
@@ -419,7 +419,7 @@ split_line(char *line, char **words, int max)
 		if (*p == '\0' || *p == '\n')
 			return n;
 		if (n == max)
-			return -1;
+			return -2;
 		words[n++] = o = p;
 		while (*p != '\0' && *p != '\n' && *p != ' ' && *p != '\t') {
 			char q = *p;
@@ -488,7 +488,7 @@ read_commands(void)
 	char *line = NULL, *words[64];
 	struct command cmds[32];
 	size_t cap = 0;
-	int n, i, tty = isatty(STDIN_FILENO);
+	int n, i, rc = 0, tty = isatty(STDIN_FILENO);
 
 	conn.interactive = tty;
 	for (;;) {
@@ -497,9 +497,12 @@ read_commands(void)
 		if (getline(&line, &cap, stdin) == -1)
 			break;
 		if ((n = split_line(line, words, 64)) < 0) {
-			fprintf(stderr, "kvstore: unbalanced quotes\n");
-			if (!tty)
-				return EXIT_USAGE;
+			fprintf(stderr, "kvstore: %s\n", n == -2 ?
+			    "more than 64 words on a line" : "unbalanced quotes");
+			if (!tty) {
+				rc = EXIT_USAGE;
+				break;
+			}
 			continue;
 		}
 		if (n == 0)
@@ -512,8 +515,10 @@ read_commands(void)
 			continue;
 		}
 		if ((n = parse_commands(n, words, cmds)) < 0) {
-			if (!tty)
-				return EXIT_USAGE;
+			if (!tty) {
+				rc = EXIT_USAGE;
+				break;
+			}
 			continue;
 		}
 		for (i = 0; i < n; i++)
@@ -522,8 +527,8 @@ read_commands(void)
 	}
 	if (tty)
 		putchar('\n');
-	free(line);
-	return 0;
+	free(line);	/* on every path: sanitizer builds count leaks */
+	return rc;
 }
 
 int
@@ -598,6 +603,7 @@ main(int argc, char **argv)
 		rc = read_commands();
 	for (i = 0; i < n; i++)
 		run(&cmds[i]);
+	free(cmds);	/* LeakSanitizer builds count it otherwise */
 	if (fflush(stdout) == EOF) {
 		perror("kvstore: stdout");
 		return EXIT_SERVER;

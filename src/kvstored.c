@@ -18,9 +18,11 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -93,6 +95,23 @@ number(const char *s, uint64_t min, uint64_t max, const char *what)
 		exit(2);
 	}
 	return v;
+}
+
+/* The daemon chdirs to / and removes its pidfile at the end from there. */
+static const char *
+absolute(const char *path)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (path[0] == '/')
+		return path;
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    asprintf(&abs, "%s/%s", cwd, path) == -1) {
+		fprintf(stderr, "kvstored: %s: cannot make the path absolute\n",
+		    path);
+		exit(2);
+	}
+	return abs;
 }
 
 static void
@@ -180,7 +199,7 @@ parse_options(int argc, char **argv, struct options *o)
 			    "-Q");
 			break;
 		case 'P':
-			o->pidfile = optarg;
+			o->pidfile = absolute(optarg);
 			break;
 		case 'p':
 			number(optarg, 0, 65535, "-p");
@@ -265,13 +284,16 @@ open_store(const struct options *o, struct store *st)
 	if (store_open(st, o->segment, &g, STORE_CREATE, err, sizeof(err)) ==
 	    -1)
 		fatalx("%s", err);
-	if (o->users_file[0] == '\0')
-		return;
 	if (store_attach_process(st) == -1)
 		fatalx("cannot attach to segment %s", o->segment);
-	if (users_load(st, o->users_file, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	store_set_users_file(st, o->users_file);
+	/* Finish what processes that died with no master of ours watching
+	 * left behind: a killed master's children, inetd mode's. */
+	store_reap(st, 0);
+	if (o->users_file[0] != '\0') {
+		if (users_load(st, o->users_file, err, sizeof(err)) == -1)
+			fatalx("%s", err);
+		store_set_users_file(st, o->users_file);
+	}
 	store_detach_process(st);
 }
 
@@ -289,17 +311,37 @@ write_pidfile(const char *path)
 		fatal("pidfile %s", path);
 }
 
+/*
+ * The pidfile is opened before the fork, so that failing to is an error on
+ * the terminal with exit status 1, and filled in by the parent, so that it
+ * names the daemon as soon as kvstored returns: scripts and systemd's
+ * PIDFile= read it then.  It is written as -u's user, who removes it at
+ * the end: put it in a directory that user may write.
+ */
 static void
-daemonize(void)
+daemonize(const char *pidfile)
 {
+	FILE *pf = NULL;
+	pid_t pid;
 	int fd;
 
-	switch (fork()) {
+	if (pidfile != NULL && (pf = fopen(pidfile, "w")) == NULL)
+		fatal("pidfile %s", pidfile);
+	switch ((pid = fork())) {
 	case -1:
 		fatal("fork");
 	case 0:
+		if (pf != NULL)
+			fclose(pf);
 		break;
 	default:
+		if (pf != NULL && (fprintf(pf, "%ld\n", (long)pid) < 0 ||
+		    fclose(pf) == EOF)) {
+			log_warn("pidfile %s", pidfile);
+			kill(pid, SIGTERM);
+			unlink(pidfile);
+			_exit(1);
+		}
 		_exit(0);
 	}
 	if (setsid() == -1)
@@ -348,6 +390,7 @@ serve_one(const struct options *o, struct session_config *sc, int in, int out)
 
 	open_store(o, &st);
 	sc->store = &st;
+	sc->bound_user = NULL;	/* -B binds the memcached listener only */
 	auth_init();
 	net_peer(in, peer, sizeof(peer));
 	log_info("conn: pid %ld from %s", (long)getpid(), peer);
@@ -373,6 +416,37 @@ log_start(const struct options *o, struct master_config *mc)
 			    o->bound_user ? o->bound_user : "");
 }
 
+#ifdef KV_TEST_HOOKS
+/*
+ * Test builds only (-DKV_TEST_HOOKS, tests/kvstored-hooks): with
+ * KVSTORE_TEST_HOLD_MS=N in the environment every put holds its stripe N ms
+ * after filling its new chunk and before publishing it, and says so in the
+ * log, so a test can kill a lock holder at a known moment.
+ */
+static unsigned test_hold_ms;
+
+static void
+test_hold(void)
+{
+	struct timespec ts = { test_hold_ms / 1000,
+	    (long)(test_hold_ms % 1000) * 1000000L };
+
+	log_info("test: pid %ld holds a stripe for %u ms", (long)getpid(),
+	    test_hold_ms);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void
+test_hooks(void)
+{
+	const char *ms = getenv("KVSTORE_TEST_HOLD_MS");
+
+	if (ms != NULL && (test_hold_ms = (unsigned)strtoul(ms, NULL, 10)))
+		store_test_hold = test_hold;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -385,6 +459,9 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &o);
 	log_init("kvstored", !o.inetd, o.verbose);
+#ifdef KV_TEST_HOOKS
+	test_hooks();
+#endif
 	if (o.remove) {
 		if (store_remove(o.segment) == -1)
 			fatal("remove segment %s", o.segment);
@@ -436,6 +513,8 @@ main(int argc, char **argv)
 		mc.nlfd = 1;
 	}
 	if (o.mc_port != NULL) {
+		if (mc.nlfd == MASTER_MAX_LISTEN)
+			fatalx("too many listening sockets for -M");
 		if ((mc.lfd[mc.nlfd] = net_listen(o.address, o.mc_port, err,
 		    sizeof(err))) == -1)
 			fatalx("%s", err);
@@ -446,8 +525,9 @@ main(int argc, char **argv)
 	sc.store = &st;
 	auth_init();
 	if (!o.foreground)
-		daemonize();
-	write_pidfile(o.pidfile);
+		daemonize(o.pidfile);
+	else
+		write_pidfile(o.pidfile);
 	log_start(&o, &mc);
 	rc = master_run(&mc);
 	if (o.pidfile != NULL)

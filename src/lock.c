@@ -143,6 +143,19 @@ takeover(struct store *st, struct kv_lock *l, struct window *w)
 			continue;
 		if (!CAS(&l->holder, zero, st->pid))
 			return 0;
+		/*
+		 * The scan takes time: another waiter may have taken the lock
+		 * over, used and released it meanwhile (its unit is back in
+		 * the semaphore, so holder 0 no longer means a lost unit).
+		 * Every acquisition moves seq: if it moved, this is not ours.
+		 */
+		if (LOAD(&l->seq) != w->seq) {
+			uint32_t mine = st->pid;
+
+			CAS(&l->holder, mine, zero);
+			w->since = 0;
+			return 0;
+		}
 		STORE(&slots[i].want, 0);
 		log_warnx("lock at %u: pid %u died taking it, recovering",
 		    off, pid);
@@ -189,13 +202,23 @@ recovered:
 void
 lock_release(struct store *st, struct kv_lock *l)
 {
+	struct kv_slot *me = registry_slot(st);
+
 	if (LOAD(&l->nlog) != 0)
 		fatalx("lock released with an open transaction");
 	if (LOAD(&l->holder) != st->pid)
 		fatalx("lock released by a process that does not hold it");
+	/*
+	 * A death between clearing holder and sem_post() would leave the
+	 * unit taken with no holder and, without this, no dead process that
+	 * wanted the lock: stuck for ever.  Naming the lock in want makes
+	 * that window look like the entry window, which takeover() handles.
+	 */
+	STORE(&me->want, (uint32_t)((char *)l - st->base));
 	STORE(&l->holder, 0);
 	if (sem_post(&l->sem) == -1)
 		fatal("sem_post");
+	STORE(&me->want, 0);
 }
 
 static void

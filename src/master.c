@@ -15,6 +15,7 @@
  * Signals are blocked except inside ppoll(), so the handlers only set flags
  * and every consequence (reaping, logging, stopping) happens here in order.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -36,6 +37,7 @@
 
 #define BUSY_LINE	"ERR busy too many connections\r\n"
 #define SHRINK_AFTER_MS	5000	/* a pool that never ran dry this long shrinks */
+#define SPARE_POLL_MS	1000	/* a spare looks at session_stop this often */
 
 /* What a spare tells the master when it takes a connection: one atomic write. */
 struct busy_note {
@@ -55,6 +57,7 @@ static struct child *children;
 static int nchildren, nbusy, spare_target;
 static int busy_pipe[2] = { -1, -1 };	/* spares write their pid here */
 static uint64_t last_dry;		/* when the pool last ran dry, ms */
+static pid_t master_pid;
 
 static void
 on_signal(int sig)
@@ -151,14 +154,25 @@ spare_main(struct master_config *mc)
 
 	child_signals();
 	close(busy_pipe[0]);
+	/*
+	 * A spare that outlived a killed master would keep its port and take
+	 * connections nobody counts or reaps: it goes with the master (a
+	 * serving child clears this and finishes its connection).
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master_pid)
+		_exit(0);
 	if (store_attach_process(mc->session->store) == -1)
 		_exit(1);
 	for (i = 0; i < mc->nlfd; i++) {
 		pfd[i].fd = mc->lfd[i];
 		pfd[i].events = POLLIN;
 	}
+	/* Poll with a timeout: a SIGTERM that lands just before poll() is
+	 * then seen within SPARE_POLL_MS instead of never. */
 	while (!session_stop) {
-		if (mc->nlfd > 1 && poll(pfd, (nfds_t)mc->nlfd, -1) == -1)
+		if (mc->nlfd > 1 &&
+		    poll(pfd, (nfds_t)mc->nlfd, SPARE_POLL_MS) == -1)
 			continue;
 		for (i = 0; i < mc->nlfd; i++) {
 			if (mc->nlfd > 1 && !(pfd[i].revents & POLLIN))
@@ -167,10 +181,11 @@ spare_main(struct master_config *mc)
 			fd = accept4(mc->lfd[i], NULL, NULL, SOCK_CLOEXEC);
 			if (fd == -1) {
 				if (mc->nlfd == 1 && errno == EAGAIN) {
-					poll(pfd, 1, -1);
+					poll(pfd, 1, SPARE_POLL_MS);
 				}
 				continue;
 			}
+			prctl(PR_SET_PDEATHSIG, 0);
 			memset(&note, 0, sizeof(note));
 			note.pid = getpid();
 			net_peer(fd, note.peer, sizeof(note.peer));
@@ -284,6 +299,9 @@ reap(struct master_config *mc)
 	pid_t pid;
 	int status, saved = errno;
 
+	/* A child that took a connection and died at once: its busy note
+	 * first, so that its end names its peer. */
+	read_busy(mc);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if ((c = find_child(pid)) == NULL)
 			continue;	/* a repair or reload helper */
@@ -308,8 +326,21 @@ reap(struct master_config *mc)
 static void
 refuse(int fd)
 {
+	char junk[4096];
+	int n;
+
 	/* Best effort: the line is short and the socket buffer is empty. */
 	(void)!write(fd, BUSY_LINE, sizeof(BUSY_LINE) - 1);
+	/*
+	 * Closing with the client's first request unread would send a reset,
+	 * which can make the client's kernel drop the line before it is
+	 * read: send our end first, and read what has come (never block,
+	 * and not for ever from a client that keeps sending).
+	 */
+	shutdown(fd, SHUT_WR);
+	for (n = 0; n < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0;
+	    n++)
+		;
 	close(fd);
 }
 
@@ -362,6 +393,7 @@ accept_one(struct master_config *mc, int li)
 static void
 shut_down(struct master_config *mc)
 {
+	struct timespec again = { 1, 0 };
 	sigset_t none;
 	int i;
 
@@ -373,8 +405,13 @@ shut_down(struct master_config *mc)
 	while (nchildren > 0) {
 		got_chld = 0;
 		reap(mc);
-		if (nchildren > 0 && !got_chld)
-			sigsuspend(&none);
+		/* A SIGTERM that lands between a child's check of session_stop
+		 * and its poll() goes unseen until the idle timeout: say it
+		 * again every second to those still there. */
+		if (nchildren > 0 && !got_chld &&
+		    ppoll(NULL, 0, &again, &none) == 0)
+			for (i = 0; i < nchildren; i++)
+				kill(children[i].pid, SIGTERM);
 	}
 	log_info("stop: all children done");
 }
@@ -434,6 +471,7 @@ master_run(struct master_config *mc)
 	sigset_t block, none;
 	int i, n, np;
 
+	master_pid = getpid();
 	if ((children = calloc((size_t)mc->maxconn, sizeof(*children))) ==
 	    NULL)
 		fatal("calloc");

@@ -13,7 +13,7 @@
 #include "protocol.h"
 
 struct verbspec {
-	const char	*name;
+	char		 name[12];	/* fixed size: name[len] is always readable */
 	enum verb	 verb;
 	int		 argc;
 	int		 keyarg;	/* argv index of a key, -1 for none */
@@ -150,16 +150,20 @@ check_request(struct request *rq, uint32_t value_max)
 	size_t i;
 
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strlen(verbs[i].name) == rq->argv[0].len &&
-		    memcmp(verbs[i].name, rq->argv[0].p, rq->argv[0].len) == 0)
+		if (rq->argv[0].len < sizeof(verbs[i].name) &&
+		    verbs[i].name[0] == rq->argv[0].p[0] &&
+		    verbs[i].name[rq->argv[0].len] == '\0' &&
+		    memcmp(verbs[i].name, rq->argv[0].p, rq->argv[0].len) == 0) {
 			vs = &verbs[i];
+			break;
+		}
 	if (vs == NULL)
 		return fail(rq, rq->consumed, "syntax unknown command");
 	rq->verb = vs->verb;
 	rq->name = vs->name;
 	if (rq->argc - 1 != vs->argc) {
 		snprintf(rq->error, sizeof(rq->error),
-		    "syntax wrong number of arguments for '%s'", vs->name);
+		    "syntax wrong number of arguments for '%.11s'", vs->name);
 		return PARSE_ERROR;
 	}
 	/* From here argv[] holds the arguments only. */
@@ -197,6 +201,10 @@ proto_parse(const char *buf, size_t len, uint32_t value_max,
 	if ((lf = memchr(buf, '\n', scan)) == NULL) {
 		if (len <= KV_LINE_MAX)
 			return PARSE_MORE;
+		/* Drop that line through its LF; the requests after it stay. */
+		if ((lf = memchr(buf + scan, '\n', len - scan)) != NULL)
+			return fail(rq, (size_t)(lf - buf) + 1, "limit request "
+			    "line longer than 16384 bytes");
 		rq->skip_line = 1;
 		return fail(rq, len, "limit request line longer than 16384 "
 		    "bytes");
@@ -326,7 +334,9 @@ int
 proto_parse_reply(const char *buf, size_t len, uint64_t value_limit,
     struct reply *r)
 {
-	const char *lf = memchr(buf, '\n', len < 4096 ? len : 4096);
+	/* len 0 may come with buf NULL (an empty buffer): no memchr then. */
+	const char *lf = len == 0 ? NULL :
+	    memchr(buf, '\n', len < 4096 ? len : 4096);
 	size_t linelen;
 	uint64_t n = 0;
 	size_t i;

@@ -36,7 +36,7 @@ struct request {
 	enum verb	 verb;
 	const char	*name;		/* the verb as sent, for messages */
 	int		 argc;
-	struct arg	 argv[PROTO_MAX_ARGS];
+	struct arg	 argv[PROTO_MAX_ARGS + 1];	/* the verb, then its arguments */
 	size_t		 consumed;
 	/* After PARSE_ERROR, what to throw away before the next request: */
 	uint64_t	 discard;	/* literal bytes still to come */

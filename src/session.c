@@ -236,6 +236,37 @@ do_login(struct session *s, int create)
 }
 
 /*
+ * A login that arrives another way (memcached's -Y style set, mcproto.c),
+ * checked as do_login checks one: the same delay after failures, the same
+ * work and result for an unknown user and a wrong secret, the same counting
+ * and audit.  Returns the account's id, filling *v, or 0 if the login failed.
+ */
+uint32_t
+session_check_secret(struct session *s, const char *user, const char *pass,
+    struct user_view *v)
+{
+	char addr[64];
+	uint32_t id = store_user_find(s->st, user);
+	int ok;
+
+	peer_address(s, addr, sizeof(addr));
+	throttle(s, addr, id);
+	if (id == 0 || store_user_get(s->st, id, v) != ST_OK)
+		v->hash[0] = '\0';
+	ok = auth_verify(pass, v->hash[0] ? v->hash : NULL) && id != 0;
+	if (!ok) {
+		store_note_auth_failure(s->st);
+		store_peer_fail(s->st, addr);
+		store_user_fail(s->st, id, 0);
+		audit(s->st, s->peer, user, -1, "login-failed", user, NULL, 0);
+		return 0;
+	}
+	store_user_fail(s->st, id, 1);
+	store_peer_reset(s->st, addr);
+	return store_user_get(s->st, id, v) == ST_OK ? id : 0;
+}
+
+/*
  * A listener bound to one account (-B): the session is that user from its
  * first byte, no login.  The account is made, without a usable secret, if
  * it does not exist yet.
@@ -282,6 +313,9 @@ session_acting_user(struct session *s, uint32_t *user)
 	}
 	if (role != KV_ROLE_MANAGER)
 		return SESSION_DENIED;
+	/* The chosen account may have been deleted, its slot reused since. */
+	if (store_user_find(s->st, s->target_name) != s->target)
+		return SESSION_NO_TARGET;
 	*user = s->target;
 	return 0;
 }
@@ -297,6 +331,11 @@ acting_user(struct session *s, uint32_t *user)
 	case SESSION_GONE:
 		reply_err(s, "auth account removed");
 		s->closing = 1;
+		return -1;
+	case SESSION_NO_TARGET:
+		audit(s->st, s->peer, s->name, s->role, rq.name,
+		    s->target_name, key ? key->p : NULL, key ? key->len : 0);
+		reply_err(s, "denied no such user");
 		return -1;
 	default:
 		audit(s->st, s->peer, s->name, s->role, rq.name,
@@ -482,8 +521,12 @@ do_request(struct session *s)
 		else {
 			int role = store_user_role(s->st, s->user, s->gen);
 
-			buf_printf(&s->ob, "USER %s %s\r\n", s->name,
-			    role < 0 ? "removed" : role_name(role));
+			if (role < 0) {
+				reply_err(s, "auth account removed");
+				s->closing = 1;
+			} else
+				buf_printf(&s->ob, "USER %s %s\r\n", s->name,
+				    role_name(role));
 		}
 		return;
 	default:
@@ -618,6 +661,15 @@ native_batch(struct session *s)
 	return 0;
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int
 session_run(int in, int out, const struct session_config *cfg,
     const char *peer)
@@ -626,8 +678,9 @@ session_run(int in, int out, const struct session_config *cfg,
 	int (*batch)(struct session *);
 	time_t login_by;
 	struct pollfd pfd;
+	uint64_t answered, partial_since = 0;
 	ssize_t n;
-	int timeout, rc = 0;
+	int timeout, pending, ms, rc = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -643,8 +696,12 @@ session_run(int in, int out, const struct session_config *cfg,
 	}
 	login_by = time(NULL) + cfg->login_timeout;
 	while (!s.closing && !session_stop) {
-		timeout = buf_avail(&s.ib) > 0 || s.discard || s.skip_line ?
-		    cfg->partial_timeout : cfg->idle_timeout;
+		pending = buf_avail(&s.ib) > 0 || s.discard || s.skip_line;
+		if (!pending)
+			partial_since = 0;
+		else if (partial_since == 0)
+			partial_since = mono_ms();
+		timeout = pending ? cfg->partial_timeout : cfg->idle_timeout;
 		if (s.user == 0 && cfg->login_timeout > 0) {
 			int left = (int)(login_by - time(NULL));
 
@@ -656,9 +713,29 @@ session_run(int in, int out, const struct session_config *cfg,
 			if (timeout <= 0 || left < timeout)
 				timeout = left;
 		}
+		ms = timeout > 0 ? timeout * 1000 : -1;
+		/*
+		 * -T bounds the request in hand from its first byte, not each
+		 * read: a line trickled in a byte at a time (slowloris) ends
+		 * all the same.
+		 */
+		if (pending && cfg->partial_timeout > 0) {
+			int64_t left = (int64_t)(partial_since +
+			    (uint64_t)cfg->partial_timeout * 1000 - mono_ms());
+
+			if (left <= 0) {
+				reply_err(&s, "timeout idle");
+				session_flush(&s);
+				log_info("timeout: %s: request unfinished after "
+				    "%d s", peer, cfg->partial_timeout);
+				break;
+			}
+			if (ms < 0 || left < ms)
+				ms = (int)left;
+		}
 		pfd.fd = in;
 		pfd.events = POLLIN;
-		n = poll(&pfd, 1, timeout > 0 ? timeout * 1000 : -1);
+		n = poll(&pfd, 1, ms);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == 0 && s.user == 0 && cfg->login_timeout > 0 &&
@@ -677,7 +754,15 @@ session_run(int in, int out, const struct session_config *cfg,
 		if (n <= 0)
 			break;
 		s.ib.len += (size_t)n;
-		if (batch(&s) == -1 || session_flush(&s) == -1) {
+		answered = s.requests;
+		if (batch(&s) == -1) {
+			rc = -1;
+			break;
+		}
+		/* A request answered: what follows has a deadline of its own. */
+		if (s.requests != answered || buf_avail(&s.ob) > 0)
+			partial_since = 0;
+		if (session_flush(&s) == -1) {
 			rc = -1;
 			break;
 		}

@@ -62,7 +62,10 @@ int	session_flush(struct session *);
 int	session_acting_user(struct session *, uint32_t *user);
 #define SESSION_GONE	-1	/* the account was deleted */
 #define SESSION_DENIED	-2	/* no longer a manager, and using another store */
+#define SESSION_NO_TARGET -3	/* the store chosen with use was deleted */
 int	session_bind_user(struct session *, const char *name);
+uint32_t session_check_secret(struct session *, const char *user,
+	    const char *pass, struct user_view *);
 
 /* Set from a signal handler: finish the request in hand, then end. */
 extern volatile sig_atomic_t session_stop;

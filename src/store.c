@@ -1318,14 +1318,20 @@ store_user_role(struct store *st, uint32_t id, uint32_t gen)
 
 /* ---- finishing what the dead left -------------------------------------- */
 
+/*
+ * Take and give back a lock the dead process may have held.  Not only when
+ * it is still the recorded holder: a waiter that has just taken the lock
+ * over from it may be replaying its undo log, which writes into its slot
+ * (pending, final_*), and that must be done before the slot is finished.
+ * lock_acquire() recovers the lock if the dead still holds it, and
+ * otherwise waits for whoever holds it now.
+ */
 static void
 take_over_if_dead(struct store *st, struct kv_lock *l, uint32_t dead)
 {
-	if (LOAD(&l->holder) == dead) {
-		/* lock_acquire() sees the dead holder and recovers. */
-		lock_acquire(st, l);
-		lock_release(st, l);
-	}
+	(void)dead;
+	lock_acquire(st, l);
+	lock_release(st, l);
 }
 
 /*
@@ -1362,15 +1368,19 @@ store_finish_dead(struct store *st, struct kv_slot *s)
 	STORE(&s->pid, 0);
 }
 
-/* The master saw pid die abnormally: finish its slot now. */
+/*
+ * The master saw pid die abnormally: finish its slot now.  pid 0 finishes
+ * every dead process's slot, for a start after processes died with no
+ * master of ours watching (a killed master's children, inetd mode).
+ */
 void
 store_reap(struct store *st, uint32_t pid)
 {
 	struct kv_slot *slots = registry_slots(st);
-	uint32_t i;
+	uint32_t i, p;
 
 	for (i = 0; i < st->hdr->nslots; i++)
-		if (LOAD(&slots[i].pid) == pid)
+		if ((p = LOAD(&slots[i].pid)) != 0 && (pid == 0 || p == pid))
 			store_finish_dead(st, &slots[i]);
 }
 
@@ -1548,6 +1558,33 @@ store_check(struct store *st, FILE *out)
 				complain(&c, "class %u: free chunk %u not "
 				    "marked free", i, ref);
 			nfree++;
+		}
+	}
+
+	/*
+	 * A process that died between a write's commit and its bookkeeping
+	 * (finish_write()) left the old chunk to free and the owner's counters
+	 * to move in its slot, for store_finish_dead(): count them as done.
+	 * With every stripe held, no live process is in that window.
+	 */
+	{
+		struct kv_slot *slots = registry_slots(st);
+
+		for (i = 0; i < h->nslots; i++) {
+			struct kv_slot *sl = &slots[i];
+			uint32_t old = sl->final_old, fu = sl->final_user;
+
+			if (sl->pid == 0 || !sl->final_valid)
+				continue;
+			if (old != 0 && chunk_class(st, old) != -1 &&
+			    !seen[chunk_index(st, old)]) {
+				seen[chunk_index(st, old)] = 1;
+				nfree++;
+			}
+			if (fu >= 1 && fu <= h->nusers) {
+				ukeys[fu] -= (uint64_t)sl->final_dkeys;
+				ubytes[fu] -= (uint64_t)sl->final_dbytes;
+			}
 		}
 	}
 

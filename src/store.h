@@ -104,7 +104,7 @@ void	 store_geometry_default(struct store_geometry *, uint64_t size_mb,
 /* Each process that changes the store registers once, after fork(). */
 int	 store_attach_process(struct store *);
 void	 store_detach_process(struct store *);
-void	 store_reap(struct store *, uint32_t pid);
+void	 store_reap(struct store *, uint32_t pid);	/* 0: every dead one */
 
 int	 store_get(struct store *, uint32_t user, const void *key, size_t klen,
 	    store_visit, void *ctx);

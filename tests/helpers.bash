@@ -65,7 +65,7 @@ kv_alive() {
 # the last of a repeated flag).  Waits (10 s at most) for the log's start:
 # line and sets KV_PORT and KV_PID; on failure prints the log and fails.
 kv_start() {
-	local i re='start: .* port ([0-9]+) '
+	local i re='start: kvstored [^ ]+ listen [^ ]+ port ([0-9]+) '
 
 	kv_env
 	: >"$KV_LOG"
@@ -117,8 +117,12 @@ kv_stop() {
 			fi
 		fi
 		wait "$KV_PID" 2>/dev/null || true
+		# Only a leftover of this very server: its pid may have been
+		# reused since, so check the command line names our segment.
 		for i in $kids; do
-			kill -KILL "$i" 2>/dev/null || true
+			tr '\0' ' ' <"/proc/$i/cmdline" 2>/dev/null |
+			    grep -q -- "-s $KV_SHM " &&
+			    kill -KILL "$i" 2>/dev/null || true
 		done
 		KV_PID=
 	fi
