@@ -205,24 +205,13 @@ do_login(struct session *s, int create)
 		if (!ok)
 			return;
 	} else {
-		id = store_user_find(s->st, user);
-		throttle(s, addr, id);
-		if (id == 0 || store_user_get(s->st, id, &v) != ST_OK)
-			v.hash[0] = '\0';
 		/* Unknown user and wrong secret: same work, same reply. */
-		ok = auth_verify(pass, v.hash[0] ? v.hash : NULL) && id != 0;
+		id = session_check_secret(s, user, pass, &v);
 		explicit_bzero(pass, sizeof(pass));
-		if (!ok) {
-			store_note_auth_failure(s->st);
-			store_peer_fail(s->st, addr);
-			store_user_fail(s->st, id, 0);
-			audit(s->st, s->peer, user, -1, "login-failed", user,
-			    NULL, 0);
+		if (id == 0) {
 			reply_err(s, "auth login failed");
 			return;
 		}
-		store_user_fail(s->st, id, 1);
-		store_peer_reset(s->st, addr);
 	}
 	if (store_user_get(s->st, id, &v) != ST_OK) {
 		reply_err(s, "auth login failed");
