@@ -307,9 +307,7 @@ login(struct session *s, const struct token *who, const struct token *secret)
 	s->gen = v.gen;
 	s->role = v.role;
 	snprintf(s->name, sizeof(s->name), "%s", v.name);
-	s->target = tid;
-	if (tid != 0)
-		snprintf(s->target_name, sizeof(s->target_name), "%s", target);
+	session_use(s, tid, target);
 	reply_always(s, "STORED");
 }
 

@@ -255,6 +255,21 @@ session_check_secret(struct session *s, const char *user, const char *pass,
 	return store_user_get(s->st, id, v) == ST_OK ? id : 0;
 }
 
+/* Act on another user's store from now on (0: back to one's own). */
+void
+session_use(struct session *s, uint32_t id, const char *name)
+{
+	struct user_view v;
+
+	s->target = id;
+	if (id == 0)
+		return;
+	/* Deleted since it was found: a generation no request will match. */
+	s->target_gen = store_user_get(s->st, id, &v) == ST_OK ? v.gen :
+	    USER_ANY_GEN - 1;
+	snprintf(s->target_name, sizeof(s->target_name), "%s", name);
+}
+
 /*
  * A listener bound to one account (-B): the session is that user from its
  * first byte, no login.  The account is made, without a usable secret, if
@@ -302,8 +317,9 @@ session_acting_user(struct session *s, uint32_t *user)
 	}
 	if (role != KV_ROLE_MANAGER)
 		return SESSION_DENIED;
-	/* The chosen account may have been deleted, its slot reused since. */
-	if (store_user_find(s->st, s->target_name) != s->target)
+	/* The chosen account may have been deleted, its slot reused since:
+	 * a delete moves the slot's generation. */
+	if (store_user_role(s->st, s->target, s->target_gen) < 0)
 		return SESSION_NO_TARGET;
 	*user = s->target;
 	return 0;
@@ -370,8 +386,7 @@ do_use(struct session *s)
 		reply_err(s, "denied no such user");
 		return;
 	}
-	s->target = id;
-	snprintf(s->target_name, sizeof(s->target_name), "%s", name);
+	session_use(s, id, name);
 	audit(s->st, s->peer, s->name, role, "use", name, NULL, 0);
 	buf_printf(&s->ob, "OK %s\r\n", name);
 }

@@ -51,6 +51,7 @@ struct session {
 	char		 name[KV_USER_MAX + 1];
 	int		 role;		/* as of the last request */
 	uint32_t	 target;	/* a manager's chosen store, 0 = own */
+	uint32_t	 target_gen;	/* its account's generation when chosen */
 	char		 target_name[KV_USER_MAX + 1];
 	void		*proto_state;	/* the protocol's own, if it needs any */
 };
@@ -64,6 +65,7 @@ int	session_acting_user(struct session *, uint32_t *user);
 #define SESSION_DENIED	-2	/* no longer a manager, and using another store */
 #define SESSION_NO_TARGET -3	/* the store chosen with use was deleted */
 int	session_bind_user(struct session *, const char *name);
+void	session_use(struct session *, uint32_t id, const char *name);
 uint32_t session_check_secret(struct session *, const char *user,
 	    const char *pass, struct user_view *);
 
