@@ -10,7 +10,8 @@
  *	header | stripes | buckets | users | slots | audit | peers | page map |
  *	arena
  *
- * Only store.c and lock.c include this file.
+ * Only the store's files (through store_impl.h), lock.c and the store's
+ * fuzz target include this file.
  */
 #ifndef LAYOUT_H
 #define LAYOUT_H

@@ -28,7 +28,7 @@ int	process_alive(struct store *, uint32_t pid);
 struct kv_slot *registry_slot(struct store *);
 struct kv_slot *registry_slots(struct store *);
 
-/* store.c finishes what a dead process left behind. */
+/* recover.c finishes what a dead process left behind. */
 void	store_finish_dead(struct store *, struct kv_slot *);
 
 #endif

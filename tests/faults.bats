@@ -41,7 +41,9 @@ setup_file() {
 		printf '#define PACKAGE_VERSION "test"\n' >"$BATS_FILE_TMPDIR/config.h"
 		"${CC:-cc}" -O2 -D_GNU_SOURCE -I"$BATS_FILE_TMPDIR" \
 		    -I"$TESTS_DIR/../src" -o "$LOCKTORTURE" \
-		    "$TESTS_DIR/locktorture.c" "$TESTS_DIR/../src/store.c" \
+		    "$TESTS_DIR/locktorture.c" \
+		    "$TESTS_DIR"/../src/{store,items,alloc,accounts}.c \
+		    "$TESTS_DIR"/../src/{peers,recover,check,stats}.c \
 		    "$TESTS_DIR/../src/lock.c" "$TESTS_DIR/../src/log.c" \
 		    "$TESTS_DIR/../src/buf.c" || {
 			echo "cannot build locktorture from $TESTS_DIR" >&2

@@ -1,5 +1,5 @@
 /*
- * locktorture.c - SIGKILL writers inside store.c, thousands of times, and
+ * locktorture.c - SIGKILL writers inside the store, thousands of times, and
  * check that nothing acknowledged is lost and the segment stays sound.
  *
  *   locktorture SEGMENT SECONDS [WORKERS [KILLS]]

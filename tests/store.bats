@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# store.bats - unit tests of the shared-memory table (src/store.c), driven
+# store.bats - unit tests of the shared-memory table (src/store.c and the
+# files beside it: items.c, alloc.c, accounts.c, ...), driven
 # through tests/storetest (see its header for the command language).
 #
 # A 4 MiB segment has 16384 buckets; with -I 1024 its pages are 64 KiB.

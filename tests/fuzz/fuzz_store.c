@@ -1,5 +1,5 @@
 /*
- * fuzz_store.c - libFuzzer target for store.c against a model.
+ * fuzz_store.c - libFuzzer target for the store against a model.
  *
  * The input is a program: each operation is an opcode byte and a few
  * argument bytes, applied to an in-process segment (4 MiB, values up to
@@ -19,8 +19,9 @@
  * lock probe interval), so it is off by default.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *       -Isrc tests/fuzz/fuzz_store.c src/store.c src/lock.c src/log.c \
- *       src/buf.c -lrt -lpthread
+ *       -Isrc tests/fuzz/fuzz_store.c src/store.c src/items.c src/alloc.c \
+ *       src/accounts.c src/peers.c src/recover.c src/check.c src/stats.c \
+ *       src/lock.c src/log.c src/buf.c -lrt -lpthread
  */
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -116,7 +117,7 @@ setup(void)
 	}
 }
 
-/* Chunk bytes of an item, as store.c's class_for() picks them. */
+/* Chunk bytes of an item, as alloc.c's class_for() picks them. */
 static uint64_t
 chunk_size(size_t klen, size_t vlen)
 {

@@ -1,0 +1,235 @@
+/*
+ * accounts.c - the user slots in the segment: mechanism only (names, roles,
+ * secrets' hashes, generations, counters of failed logins); what roles and
+ * secrets mean is auth.c's business.  Names, roles and hashes change under
+ * the users lock; a slot is published by its state word.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvstore.h"
+#include "layout.h"
+#include "lock.h"
+#include "store.h"
+#include "store_impl.h"
+
+/* Failed logins in a row for a user: add one, or reset to 0. */
+uint32_t
+store_user_fail(struct store *st, uint32_t id, int reset)
+{
+	struct kv_user *u;
+
+	if (id == 0 || id > st->hdr->nusers)
+		return 0;
+	u = &users(st)[id - 1];
+	if (reset) {
+		STORE(&u->fails, 0);
+		return 0;
+	}
+	STORE(&u->last_fail, (int64_t)time(NULL));
+	return __atomic_add_fetch(&u->fails, 1, __ATOMIC_RELAXED);
+}
+
+void
+store_set_users_file(struct store *st, const char *path)
+{
+	snprintf(st->hdr->users_file, sizeof(st->hdr->users_file), "%s",
+	    path != NULL ? path : "");
+}
+
+const char *
+store_users_file(struct store *st)
+{
+	return st->hdr->users_file[0] ? st->hdr->users_file : NULL;
+}
+
+/* Visit every active account (a snapshot of each, taken under its lock). */
+void
+store_user_list(struct store *st, void (*fn)(void *, const struct user_view *),
+    void *ctx)
+{
+	struct user_view v;
+	uint32_t i;
+
+	for (i = 1; i <= st->hdr->nusers; i++)
+		if (store_user_get(st, i, &v) == ST_OK)
+			fn(ctx, &v);
+}
+
+/* ---- users -------------------------------------------------------------- */
+
+uint32_t
+store_user_find(struct store *st, const char *name)
+{
+	struct kv_user *u = users(st);
+	uint32_t i;
+
+	for (i = 0; i < st->hdr->nusers; i++)
+		if (LOAD(&u[i].state) == USER_ACTIVE &&
+		    strncmp(u[i].name, name, sizeof(u[i].name)) == 0)
+			return i + 1;
+	return 0;
+}
+
+uint32_t
+store_user_count(struct store *st)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < st->hdr->nusers; i++)
+		if (LOAD(&users(st)[i].state) == USER_ACTIVE)
+			n++;
+	return n;
+}
+
+/* Write the inactive hash copy, then select it with one logged store. */
+static void
+set_hash(struct store *st, struct kv_user *u, const char *hash)
+{
+	uint32_t other = !u->hash_sel;
+
+	snprintf(u->hash[other], sizeof(u->hash[other]), "%s", hash);
+	tx_set32(st, &st->hdr->users_lock, &u->hash_sel, other);
+}
+
+int
+store_user_create(struct store *st, const char *name, int role,
+    const char *hash, uint32_t *id)
+{
+	struct kv_lock *l = &st->hdr->users_lock;
+	struct kv_user *u = users(st);
+	uint32_t i, free_slot = 0;
+
+	if (strlen(name) == 0 || strlen(name) > KV_USER_MAX ||
+	    strlen(hash) >= KV_HASH_MAX)
+		return ST_ERROR;
+	lock_acquire(st, l);
+	for (i = 0; i < st->hdr->nusers; i++) {
+		if (u[i].state == USER_EMPTY) {
+			if (free_slot == 0)
+				free_slot = i + 1;
+		} else if (strncmp(u[i].name, name, sizeof(u[i].name)) == 0) {
+			lock_release(st, l);
+			return ST_EXISTS;
+		}
+	}
+	if (free_slot == 0) {
+		lock_release(st, l);
+		return ST_FULL;
+	}
+	u = &u[free_slot - 1];
+	/* Unpublished until state says so: a death here leaves it empty. */
+	memset(u->name, 0, sizeof(u->name));
+	memcpy(u->name, name, strlen(name));
+	u->role = (uint32_t)role;
+	u->quota_keys = u->quota_bytes = 0;
+	set_hash(st, u, hash);
+	tx_set32(st, l, &u->state, USER_ACTIVE);
+	tx_commit(l);
+	lock_release(st, l);
+	*id = free_slot;
+	return ST_OK;
+}
+
+int
+store_user_get(struct store *st, uint32_t id, struct user_view *v)
+{
+	struct kv_lock *l = &st->hdr->users_lock;
+	struct kv_user *u;
+	int rc = ST_NO_USER;
+
+	if (id == 0 || id > st->hdr->nusers)
+		return ST_NO_USER;
+	u = &users(st)[id - 1];
+	lock_acquire(st, l);
+	if (u->state == USER_ACTIVE) {
+		v->id = id;
+		memcpy(v->name, u->name, sizeof(v->name) - 1);
+		v->name[sizeof(v->name) - 1] = '\0';
+		v->role = (int)u->role;
+		v->gen = u->gen;
+		v->keys = LOAD(&u->keys);
+		v->bytes = LOAD(&u->bytes);
+		v->quota_keys = u->quota_keys;
+		v->quota_bytes = u->quota_bytes;
+		v->fails = LOAD(&u->fails);
+		memcpy(v->hash, u->hash[u->hash_sel & 1], sizeof(v->hash));
+		v->hash[sizeof(v->hash) - 1] = '\0';
+		rc = ST_OK;
+	}
+	lock_release(st, l);
+	return rc;
+}
+
+/* role < 0 keeps the role, hash NULL keeps the hash. */
+int
+store_user_set(struct store *st, uint32_t id, int role, const char *hash)
+{
+	struct kv_lock *l = &st->hdr->users_lock;
+	struct kv_user *u;
+	int rc = ST_NO_USER;
+
+	if (id == 0 || id > st->hdr->nusers)
+		return ST_NO_USER;
+	if (hash != NULL && strlen(hash) >= KV_HASH_MAX)
+		return ST_ERROR;
+	u = &users(st)[id - 1];
+	lock_acquire(st, l);
+	if (u->state == USER_ACTIVE) {
+		if (role >= 0)
+			tx_set32(st, l, &u->role, (uint32_t)role);
+		if (hash != NULL)
+			set_hash(st, u, hash);
+		rc = ST_OK;
+	}
+	tx_commit(l);
+	lock_release(st, l);
+	return rc;
+}
+
+/*
+ * Delete an account: mark it deleted (its sessions stop at their next
+ * request), remove its items, then free the slot for reuse.
+ */
+int
+store_user_delete(struct store *st, uint32_t id)
+{
+	struct kv_lock *l = &st->hdr->users_lock;
+	struct kv_user *u;
+
+	if (id == 0 || id > st->hdr->nusers)
+		return ST_NO_USER;
+	u = &users(st)[id - 1];
+	lock_acquire(st, l);
+	if (u->state != USER_ACTIVE) {
+		lock_release(st, l);
+		return ST_NO_USER;
+	}
+	tx_set32(st, l, &u->gen, u->gen + 1);
+	tx_set32(st, l, &u->state, USER_DELETED);
+	tx_commit(l);
+	lock_release(st, l);
+	store_flush_user(st, id);
+	lock_acquire(st, l);
+	tx_set32(st, l, &u->state, USER_EMPTY);
+	tx_commit(l);
+	lock_release(st, l);
+	return ST_OK;
+}
+
+/* The live role of a session's user, or -1 when the account is gone. */
+int
+store_user_role(struct store *st, uint32_t id, uint32_t gen)
+{
+	struct kv_user *u;
+
+	if (id == 0 || id > st->hdr->nusers)
+		return -1;
+	u = &users(st)[id - 1];
+	if (LOAD(&u->state) != USER_ACTIVE ||
+	    (gen != USER_ANY_GEN && LOAD(&u->gen) != gen))
+		return -1;
+	return (int)LOAD(&u->role);
+}

@@ -1,0 +1,377 @@
+/*
+ * check.c - the checker (kvstorectl check, the tests, the fuzzer): verify
+ * every invariant of the segment and report what does not hold.
+ *
+ * It walks with all locks held in a fixed order (stripes by index, then
+ * alloc): writers pause for the walk, nothing is changed, and dead holders
+ * met on the way are recovered as any process would.  Every chunk it meets
+ * is marked in a map of the arena, so a chunk reachable twice (two chains,
+ * a chain and a free list) is found, and at the end every chunk handed out
+ * must be in a chain, on a free list, or pending in a process's slot.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kvstore.h"
+#include "layout.h"
+#include "lock.h"
+#include "log.h"
+#include "store.h"
+#include "store_impl.h"
+
+struct check {
+	struct store	*st;
+	FILE		*out;
+	unsigned	 errors;
+	uint64_t	*ukeys;		/* items found per user id */
+	uint64_t	*ubytes;	/* chunk bytes found per user id */
+	uint8_t		*seen;		/* a byte per 8-byte unit of arena */
+	uint32_t	 max_steps;	/* more steps in one list: it loops */
+	uint64_t	 live;		/* items in chains */
+	uint64_t	 nfree;		/* chunks free or to be freed */
+};
+
+static void
+complain(struct check *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+complain(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->errors++;
+	if (c->out == NULL || c->errors > 50)
+		return;
+	va_start(ap, fmt);
+	fputs("check: ", c->out);
+	vfprintf(c->out, fmt, ap);
+	fputc('\n', c->out);
+	va_end(ap);
+}
+
+/* Is ref the start of a chunk of a carved page?  Returns its class or -1. */
+static int
+chunk_class(struct store *st, uint32_t ref)
+{
+	struct kv_header *h = st->hdr;
+	uint64_t off = (uint64_t)ref * KV_ITEM_ALIGN, in;
+	uint32_t page, cls;
+
+	if (off < h->off_arena)
+		return -1;
+	page = (uint32_t)((off - h->off_arena) / h->page_size);
+	if (page >= h->next_page || page >= h->npages)
+		return -1;
+	cls = pagemap(st)[page];
+	if (cls == 0 || cls > h->nclasses)
+		return -1;
+	cls--;
+	in = (off - h->off_arena) % h->page_size;
+	if (in % h->classes[cls].size != 0 ||
+	    in + h->classes[cls].size > h->page_size)
+		return -1;
+	return (int)cls;
+}
+
+static uint32_t
+chunk_index(struct store *st, uint32_t ref)
+{
+	return (uint32_t)(((uint64_t)ref * KV_ITEM_ALIGN - st->hdr->off_arena) /
+	    KV_ITEM_ALIGN);
+}
+
+/*
+ * Mark a chunk met on a list as seen; -1 when the list has looped or the
+ * chunk was met before.
+ */
+static int
+mark_seen(struct check *c, uint32_t ref, uint32_t *steps)
+{
+	uint32_t at = chunk_index(c->st, ref);
+
+	if (++*steps > c->max_steps || c->seen[at])
+		return -1;
+	c->seen[at] = 1;
+	return 0;
+}
+
+/* Mark a chunk as accounted for once; 1 when it had not been seen. */
+static int
+mark_once(struct check *c, uint32_t ref)
+{
+	uint32_t at;
+
+	if (chunk_class(c->st, ref) == -1)
+		return 0;
+	at = chunk_index(c->st, ref);
+	if (c->seen[at])
+		return 0;
+	c->seen[at] = 1;
+	return 1;
+}
+
+/*
+ * One item in bucket b's chain: its header, lengths, hash and owner.
+ * Returns 1 when it counts towards its stripe, 0 when its lengths are too
+ * broken to read it further.
+ */
+static int
+check_item(struct check *c, uint32_t b, uint32_t ref, int cls)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_item *it = item_at(st, ref);
+	uint64_t hv;
+
+	if (it->state != ITEM_USED || it->cls != cls)
+		complain(c, "item %u: state %#x class %u, expected used "
+		    "class %d", ref, it->state, it->cls, cls);
+	if (it->klen == 0 || it->klen > KV_KEY_MAX ||
+	    it->vlen > h->value_max ||
+	    ITEM_HDR + it->klen + (uint64_t)it->vlen > h->classes[cls].size) {
+		complain(c, "item %u: lengths %u+%u do not fit", ref,
+		    it->klen, it->vlen);
+		return 0;
+	}
+	hv = hash_key(it->user, it->data, it->klen);
+	if ((uint32_t)(hv >> 32) != it->hash ||
+	    ((uint32_t)hv & (h->nbuckets - 1)) != b)
+		complain(c, "item %u: hash does not match bucket %u", ref, b);
+	if (it->user == 0 || it->user > h->nusers)
+		complain(c, "item %u: bad user %u", ref, it->user);
+	else {
+		c->ukeys[it->user]++;
+		c->ubytes[it->user] += h->classes[cls].size;
+	}
+	return 1;
+}
+
+/* Walk bucket b's chain, adding what it holds to items and bytes. */
+static void
+check_chain(struct check *c, uint32_t b, uint64_t *items, uint64_t *bytes)
+{
+	struct store *st = c->st;
+	uint32_t ref, steps = 0;
+	int cls;
+
+	for (ref = buckets(st)[b]; ref != 0; ref = item_at(st, ref)->next) {
+		if ((cls = chunk_class(st, ref)) == -1) {
+			complain(c, "bucket %u: ref %u is not a chunk", b, ref);
+			break;
+		}
+		if (mark_seen(c, ref, &steps) == -1) {
+			complain(c, "bucket %u: chain loops or shares ref %u",
+			    b, ref);
+			break;
+		}
+		if (check_item(c, b, ref, cls)) {
+			(*items)++;
+			*bytes += st->hdr->classes[cls].size;
+		}
+	}
+}
+
+/* Every stripe's chains against its counters. */
+static void
+check_stripes(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint32_t s, b;
+
+	for (s = 0; s < h->nstripes; s++) {
+		struct kv_stripe *sp = &stripes(st)[s];
+		uint64_t items = 0, bytes = 0;
+
+		for (b = s; b < h->nbuckets; b += h->nstripes)
+			check_chain(c, b, &items, &bytes);
+		if (items != sp->items || bytes != sp->bytes)
+			complain(c, "stripe %u: counts %" PRIu64 "/%" PRIu64
+			    " items/bytes, found %" PRIu64 "/%" PRIu64, s,
+			    sp->items, sp->bytes, items, bytes);
+		if (sp->lock.nlog != 0)
+			complain(c, "stripe %u: open transaction", s);
+		c->live += items;
+	}
+}
+
+/* Every class's free list: its own chunks, marked free, met once. */
+static void
+check_free_lists(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint32_t i, ref, steps;
+
+	for (i = 0; i < h->nclasses; i++) {
+		steps = 0;
+		for (ref = h->classes[i].free_head; ref != 0;
+		    ref = item_at(st, ref)->next) {
+			if (chunk_class(st, ref) != (int)i) {
+				complain(c, "class %u: free ref %u is not its "
+				    "chunk", i, ref);
+				break;
+			}
+			if (mark_seen(c, ref, &steps) == -1) {
+				complain(c, "class %u: free chunk %u is also "
+				    "in use or listed twice", i, ref);
+				break;
+			}
+			if (item_at(st, ref)->state != ITEM_FREE)
+				complain(c, "class %u: free chunk %u not "
+				    "marked free", i, ref);
+			c->nfree++;
+		}
+	}
+}
+
+/*
+ * A process that died between a write's commit and its bookkeeping
+ * (finish_write()) left the old chunk to free and the owner's counters to
+ * move in its slot, for store_finish_dead(): count them as done.  With
+ * every stripe held, no live process is in that window.
+ */
+static void
+count_unfinished(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_slot *slots = registry_slots(st);
+	uint32_t i;
+
+	for (i = 0; i < h->nslots; i++) {
+		struct kv_slot *sl = &slots[i];
+		uint32_t old = sl->final_old, fu = sl->final_user;
+
+		if (sl->pid == 0 || !sl->final_valid)
+			continue;
+		if (old != 0 && mark_once(c, old))
+			c->nfree++;
+		if (fu >= 1 && fu <= h->nusers) {
+			c->ukeys[fu] -= (uint64_t)sl->final_dkeys;
+			c->ubytes[fu] -= (uint64_t)sl->final_dbytes;
+		}
+	}
+}
+
+/* Every account's counters against what the chains hold. */
+static void
+check_users(struct check *c)
+{
+	struct store *st = c->st;
+	uint32_t i;
+
+	for (i = 1; i <= st->hdr->nusers; i++) {
+		struct kv_user *u = &users(st)[i - 1];
+
+		if (u->state == USER_EMPTY && c->ukeys[i] == 0)
+			continue;
+		if (u->keys != c->ukeys[i] || u->bytes != c->ubytes[i])
+			complain(c, "user %u (%.*s): counts %" PRIu64 "/%"
+			    PRIu64 ", found %" PRIu64 "/%" PRIu64, i,
+			    KV_USER_MAX, u->name, u->keys, u->bytes,
+			    c->ukeys[i], c->ubytes[i]);
+	}
+}
+
+/* Every chunk handed out is in a chain, on a free list, or pending. */
+static void
+check_carved(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_slot *slots = registry_slots(st);
+	uint64_t carved = 0, pending = 0;
+	uint32_t i;
+
+	for (i = 0; i < h->nslots; i++) {
+		uint32_t p = slots[i].pending;
+
+		if (slots[i].pid == 0 || p == 0)
+			continue;
+		if (mark_once(c, p))
+			pending++;
+	}
+	for (i = 0; i < h->nclasses; i++) {
+		struct kv_class *k = &h->classes[i];
+		uint32_t p, per = h->page_size / k->size;
+
+		for (p = 0; p < h->next_page; p++)
+			if (pagemap(st)[p] == i + 1)
+				carved += per;
+		if (k->bump != 0 && k->bump_end >= k->bump)
+			carved -= (k->bump_end - k->bump) * 8 / k->size;
+	}
+	if (carved != c->live + c->nfree + pending)
+		complain(c, "%" PRIu64 " chunks handed out, %" PRIu64
+		    " in use, %" PRIu64 " free, %" PRIu64 " pending: %"
+		    PRId64 " lost", carved, c->live, c->nfree, pending,
+		    (int64_t)(carved - c->live - c->nfree - pending));
+}
+
+static void
+lock_all(struct store *st)
+{
+	uint32_t s;
+
+	for (s = 0; s < st->hdr->nstripes; s++)
+		lock_acquire(st, &stripes(st)[s].lock);
+	lock_acquire(st, &st->hdr->alloc_lock);
+}
+
+static void
+unlock_all(struct store *st)
+{
+	uint32_t s;
+
+	lock_release(st, &st->hdr->alloc_lock);
+	for (s = st->hdr->nstripes; s-- > 0;)
+		lock_release(st, &stripes(st)[s].lock);
+}
+
+int
+store_check(struct store *st, FILE *out)
+{
+	struct kv_header *h = st->hdr;
+	struct check c = { .st = st, .out = out };
+	uint64_t arena_units;
+
+	if (h->magic != KV_MAGIC || h->version != KV_LAYOUT_VERSION ||
+	    h->abi != KV_ABI || !h->ready) {
+		complain(&c, "bad header");
+		return 1;
+	}
+	if (h->next_page > h->npages)
+		complain(&c, "next_page %u beyond %u pages", h->next_page,
+		    h->npages);
+	arena_units = (uint64_t)h->npages * h->page_size / KV_ITEM_ALIGN;
+	c.ukeys = calloc(h->nusers + 1, sizeof(*c.ukeys));
+	c.ubytes = calloc(h->nusers + 1, sizeof(*c.ubytes));
+	c.seen = calloc(arena_units, 1);
+	if (c.ukeys == NULL || c.ubytes == NULL || c.seen == NULL)
+		fatal("calloc");
+	c.max_steps = (uint32_t)(arena_units / (ITEM_HDR / KV_ITEM_ALIGN)) + 1;
+
+	lock_all(st);
+	check_stripes(&c);
+	check_free_lists(&c);
+	count_unfinished(&c);
+	check_users(&c);
+	if (h->alloc_lock.nlog != 0)
+		complain(&c, "alloc: open transaction");
+	check_carved(&c);
+	unlock_all(st);
+
+	if (out != NULL)
+		fprintf(out, "check: segment %s: %" PRIu64 " items, %" PRIu64
+		    " free chunks, %u of %u pages, %u errors\n", st->name,
+		    c.live, c.nfree, h->next_page, h->npages, c.errors);
+	free(c.ukeys);
+	free(c.ubytes);
+	free(c.seen);
+	return c.errors ? 1 : 0;
+}

@@ -1,0 +1,163 @@
+/*
+ * items.c - items and their chains: the key hash, finding a key under its
+ * stripe lock, filling a fresh chunk, and publishing a write into the chain
+ * in one commit.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "layout.h"
+#include "lock.h"
+#include "store.h"
+#include "store_impl.h"
+
+/*
+ * A 64-bit multiplicative hash over 8-byte words, seeded with the user id
+ * so that one key under many users spreads over many buckets.
+ */
+uint64_t
+hash_key(uint32_t user, const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)user << 32) ^ len;
+	uint64_t v;
+
+	while (len >= 8) {
+		memcpy(&v, p, 8);
+		h = (h ^ (v * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
+		h ^= h >> 29;
+		p += 8;
+		len -= 8;
+	}
+	v = 0;
+	memcpy(&v, p, len);
+	h = (h ^ (v * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 32;
+	h *= 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
+	return h;
+}
+
+/* ---- chains (stripe lock) ---------------------------------------------- */
+
+static struct kv_stripe *
+stripe_for(struct store *st, uint64_t h, uint32_t **bucket)
+{
+	uint32_t b = (uint32_t)h & (st->hdr->nbuckets - 1);
+
+	*bucket = &buckets(st)[b];
+	return &stripes(st)[b & (st->hdr->nstripes - 1)];
+}
+
+/* Lock the key's stripe and find the key; the caller unlocks. */
+void
+find_locked(struct store *st, uint32_t user, const void *key, size_t klen,
+    struct found *f)
+{
+	uint64_t h = hash_key(user, key, klen);
+	uint32_t *link, ref;
+
+	f->stripe = stripe_for(st, h, &link);
+	f->hash = (uint32_t)(h >> 32);
+	lock_acquire(st, &f->stripe->lock);
+	for (; (ref = *link) != 0; link = &item_at(st, ref)->next) {
+		struct kv_item *it = item_at(st, ref);
+
+		if (it->hash == f->hash && it->user == user &&
+		    it->klen == klen && memcmp(it->data, key, klen) == 0) {
+			f->link = link;
+			f->item = it;
+			return;
+		}
+	}
+	f->link = link;
+	f->item = NULL;
+}
+
+void
+unlock_found(struct store *st, struct found *f)
+{
+	lock_release(st, &f->stripe->lock);
+}
+
+/*
+ * Publish: replace f->item (or append when absent) with the chunk newref,
+ * or unlink f->item when newref is 0.  One commit under the stripe lock.
+ */
+void
+publish(struct store *st, struct found *f, uint32_t user, uint32_t newref)
+{
+	struct kv_lock *l = &f->stripe->lock;
+	struct kv_slot *me = registry_slot(st);
+	struct kv_item *old = f->item, *nw = newref ? item_at(st, newref) : NULL;
+	int64_t dkeys = 0, dbytes = 0;
+
+	if (old != NULL) {
+		dkeys--;
+		dbytes -= (int64_t)chunk_bytes(st, old);
+	}
+	if (nw != NULL) {
+		dkeys++;
+		dbytes += (int64_t)chunk_bytes(st, nw);
+		/* Private until the link below is stored: no log needed. */
+		nw->next = old != NULL ? old->next : *f->link;
+		tx_set32(st, l, f->link, newref);
+	} else if (old != NULL)
+		tx_set32(st, l, f->link, old->next);
+	tx_set64(st, l, &f->stripe->items, f->stripe->items + (uint64_t)dkeys);
+	tx_set64(st, l, &f->stripe->bytes, f->stripe->bytes + (uint64_t)dbytes);
+	tx_set32(st, l, &me->pending, 0);
+	tx_set32(st, l, &me->final_old, old != NULL ? item_ref(st, old) : 0);
+	tx_set32(st, l, &me->final_user, user);
+	tx_set64(st, l, (uint64_t *)&me->final_dkeys, (uint64_t)dkeys);
+	tx_set64(st, l, (uint64_t *)&me->final_dbytes, (uint64_t)dbytes);
+	tx_set32(st, l, &me->final_valid, 1);
+	tx_commit(l);
+	finish_write(st, me);
+}
+
+void
+view_of(const struct kv_item *it, struct item_view *v)
+{
+	v->key = it->data;
+	v->klen = it->klen;
+	v->value = it->data + it->klen;
+	v->vlen = it->vlen;
+	v->flags = it->flags;
+	v->exptime = it->exptime;
+	v->cas = it->cas;
+}
+
+/* An expired item is absent; unlink it while we hold its stripe. */
+void
+reap_expired(struct store *st, struct found *f, uint32_t user, uint32_t now)
+{
+	if (f->item != NULL && expired(f->item, now)) {
+		publish(st, f, user, 0);
+		f->item = NULL;
+	}
+}
+
+/* Fill a fresh chunk: key, then the value made of up to three pieces. */
+void
+fill(struct store *st, uint32_t ref, uint32_t user, uint32_t hash,
+    const void *key, size_t klen, const void *a, size_t alen, const void *b,
+    size_t blen, uint32_t flags, uint32_t exptime)
+{
+	struct kv_item *it = item_at(st, ref);
+
+	it->next = 0;
+	it->hash = hash;
+	it->user = user;
+	it->vlen = (uint32_t)(alen + blen);
+	it->klen = (uint8_t)klen;
+	it->flags = flags;
+	it->exptime = exptime;
+	it->cas = __atomic_add_fetch(&st->hdr->cas_seq, 1, __ATOMIC_RELAXED);
+	memcpy(it->data, key, klen);
+	if (alen)
+		memcpy(it->data + klen, a, alen);
+	if (blen)
+		memcpy(it->data + klen + alen, b, blen);
+}
