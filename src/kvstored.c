@@ -30,7 +30,6 @@
 #include "log.h"
 #include "master.h"
 #include "net.h"
-#include "session.h"
 #include "store.h"
 #include "users.h"
 
@@ -59,6 +58,9 @@ struct options {
 	const char	*mc_port;
 	char		 users_file[PATH_MAX];
 	int		 login_timeout;
+	int		 mc_idle_timeout;
+	unsigned	 per_addr;
+	unsigned	 per_addr_prelogin;
 	unsigned	 reg_limit;
 	unsigned	 max_accounts;
 	const char	*bound_user;
@@ -70,6 +72,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
 	    "[-c maxconn] [-g registrations]\n"
+	    "                [-H per-address] [-U per-address-before-login] "
+	    "[-W memcached-idle-seconds]\n"
 	    "                [-I value-max] [-k spares] [-L seconds] [-l address] "
 	    "[-M memcached-port] [-m MiB]\n"
 	    "                [-N accounts] [-P pidfile] [-p port] "
@@ -130,9 +134,11 @@ parse_options(int argc, char **argv, struct options *o)
 	o->idle_timeout = 300;
 	o->partial_timeout = 30;
 	o->login_timeout = 10;
+	o->per_addr = 512;
+	o->per_addr_prelogin = 64;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:Cfg:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:u:Vv")) !=
+	while ((ch = getopt(argc, argv, "A:B:c:Cfg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:")) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -172,6 +178,18 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'k':
 			o->max_spares = (int)number(optarg, 0, 256, "-k");
+			break;
+		case 'H':
+			o->per_addr = (unsigned)number(optarg, 0, 1000000,
+			    "-H");
+			break;
+		case 'U':
+			o->per_addr_prelogin = (unsigned)number(optarg, 0,
+			    1000000, "-U");
+			break;
+		case 'W':
+			o->mc_idle_timeout = (int)number(optarg, 0, 86400 * 365,
+			    "-W");
 			break;
 		case 'L':
 			o->login_timeout = (int)number(optarg, 0, 3600, "-L");
@@ -383,7 +401,7 @@ systemd_fds(void)
 }
 
 static void
-serve_one(const struct options *o, struct session_config *sc, int in, int out)
+serve_one(const struct options *o, struct conn_config *sc, int in, int out)
 {
 	char peer[NET_NAME_MAX];
 	struct store st;
@@ -394,7 +412,7 @@ serve_one(const struct options *o, struct session_config *sc, int in, int out)
 	auth_init();
 	net_peer(in, peer, sizeof(peer));
 	log_info("conn: pid %ld from %s", (long)getpid(), peer);
-	child_serve(in, out, sc, peer);
+	child_serve(in, out, sc, PROTO_NATIVE, peer);
 }
 
 static void
@@ -451,7 +469,7 @@ int
 main(int argc, char **argv)
 {
 	struct options o;
-	struct session_config sc;
+	struct conn_config sc;
 	struct master_config mc;
 	struct store st;
 	char err[512];
@@ -479,15 +497,18 @@ main(int argc, char **argv)
 	}
 	memset(&sc, 0, sizeof(sc));
 	sc.idle_timeout = o.idle_timeout;
+	sc.mc_idle_timeout = o.mc_idle_timeout;
 	sc.partial_timeout = o.partial_timeout;
-	sc.registration = !o.closed;
-	sc.quota_keys = o.quota_keys;
-	sc.quota_bytes = o.quota_bytes;
-	sc.bound_user = o.bound_user;
 	sc.login_timeout = o.login_timeout;
-	sc.reg_limit = o.reg_limit;
-	sc.max_accounts = o.max_accounts;
-	sc.users_file = o.users_file[0] ? o.users_file : NULL;
+	sc.per_addr = o.per_addr;
+	sc.per_addr_prelogin = o.per_addr_prelogin;
+	sc.bound_user = o.bound_user;
+	sc.policy.registration = !o.closed;
+	sc.policy.quota_keys = o.quota_keys;
+	sc.policy.quota_bytes = o.quota_bytes;
+	sc.policy.reg_limit = o.reg_limit;
+	sc.policy.max_accounts = o.max_accounts;
+	sc.policy.users_file = o.users_file[0] ? o.users_file : NULL;
 
 	if (o.inetd) {
 		drop_privileges(&o);
@@ -496,8 +517,8 @@ main(int argc, char **argv)
 	memset(&mc, 0, sizeof(mc));
 	mc.maxconn = o.maxconn;
 	mc.max_spares = o.max_spares < o.maxconn ? o.max_spares : o.maxconn;
-	mc.session = &sc;
-	mc.users_file = sc.users_file;
+	mc.conn = &sc;
+	mc.users_file = sc.policy.users_file;
 	nfds = systemd_fds();
 	if (nfds > 0 && net_is_listening(SD_LISTEN_FDS_START) == 0) {
 		/* Accept=yes: one connection, already accepted. */

@@ -7,8 +7,8 @@
  * never pointers.  The header's magic, version and abi words let a binary
  * built with another layout, sem_t size or lock size refuse to attach.
  *
- *	header | stripes | buckets | users | slots | audit | peers | page map |
- *	arena
+ *	header | stripes | buckets | users | slots | audit | peers | conns |
+ *	page map | arena
  *
  * Only the store's files (through store_impl.h), lock.c and the store's
  * fuzz target include this file.
@@ -22,7 +22,7 @@
 #include "kvstore.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	2
+#define KV_LAYOUT_VERSION	3
 #define KV_CLASSES_MAX		64
 #define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
@@ -34,6 +34,7 @@
 #define KV_AUDIT_LEN		248
 #define KV_PEERS		512	/* failed-login and registration counters */
 #define KV_PATH_MAX		256
+#define KV_CONNS		KV_SLOTS	/* connections counted per address */
 
 /*
  * A recoverable lock: a process-shared semaphore plus what another process
@@ -125,6 +126,18 @@ struct kv_peer {
 };
 
 /*
+ * A connection counted against the per-address limits (conns.c).  who packs
+ * the address's hash (high half, never 0) and the serving process's pid
+ * (low half) in one word, so that claiming an entry and clearing a dead
+ * process's entry are each one compare-and-swap.  0 = free.
+ */
+struct kv_conn {
+	uint64_t	who;
+	uint32_t	logged_in;	/* written by the serving process only */
+	uint32_t	pad;
+};
+
+/*
  * A process registry slot.  want names the lock a process is about to take
  * (so a death in the window between sem_wait() and recording the holder can
  * be found); pending and final_* let a survivor finish or undo a dead
@@ -167,7 +180,9 @@ struct kv_header {
 	uint32_t	pad;
 	uint64_t	off_stripes, off_buckets, off_users, off_slots;
 	uint64_t	off_pagemap, off_arena;
-	uint64_t	off_audit, off_peers;
+	uint64_t	off_audit, off_peers, off_conns;
+	uint32_t	nconns;
+	uint32_t	pad2;
 	int64_t		created;
 	uint64_t	cas_seq __attribute__((aligned(KV_CACHELINE)));
 	uint64_t	total_connections;

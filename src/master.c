@@ -35,9 +35,8 @@
 #include "store.h"
 #include "users.h"
 
-#define BUSY_LINE	"ERR busy too many connections\r\n"
 #define SHRINK_AFTER_MS	5000	/* a pool that never ran dry this long shrinks */
-#define SPARE_POLL_MS	1000	/* a spare looks at session_stop this often */
+#define SPARE_POLL_MS	1000	/* a spare looks at conn_stop this often */
 
 /* What a spare tells the master when it takes a connection: one atomic write. */
 struct busy_note {
@@ -80,7 +79,7 @@ static void
 on_child_term(int sig)
 {
 	(void)sig;
-	session_stop = 1;
+	conn_stop = 1;
 }
 
 static void
@@ -118,27 +117,29 @@ child_signals(void)
 
 /* Serve one connection in this process, then exit. */
 static void
-serve(int fd, struct session_config *cfg, const char *peer)
+serve(int in, int out, struct conn_config *cfg, enum conn_proto proto,
+    const char *peer)
 {
+	struct conn c;
+
 	store_note_connection(cfg->store);
-	net_nodelay(fd);
-	session_run(fd, fd, cfg, peer);
+	net_nodelay(out);
+	(void)conn_init(&c, cfg, proto, in, out, peer);
+	conn_serve(&c);
+	conn_free(&c);
 	store_detach_process(cfg->store);
 	_exit(0);
 }
 
 /* A child forked for a connection already accepted (or inetd's). */
 void
-child_serve(int in, int out, struct session_config *cfg, const char *peer)
+child_serve(int in, int out, struct conn_config *cfg, enum conn_proto proto,
+    const char *peer)
 {
 	child_signals();
 	if (store_attach_process(cfg->store) == -1)
 		_exit(1);
-	store_note_connection(cfg->store);
-	net_nodelay(out);
-	session_run(in, out, cfg, peer);
-	store_detach_process(cfg->store);
-	_exit(0);
+	serve(in, out, cfg, proto, peer);
 }
 
 /*
@@ -162,7 +163,7 @@ spare_main(struct master_config *mc)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(0);
-	if (store_attach_process(mc->session->store) == -1)
+	if (store_attach_process(mc->conn->store) == -1)
 		_exit(1);
 	for (i = 0; i < mc->nlfd; i++) {
 		pfd[i].fd = mc->lfd[i];
@@ -170,7 +171,7 @@ spare_main(struct master_config *mc)
 	}
 	/* Poll with a timeout: a SIGTERM that lands just before poll() is
 	 * then seen within SPARE_POLL_MS instead of never. */
-	while (!session_stop) {
+	while (!conn_stop) {
 		if (mc->nlfd > 1 &&
 		    poll(pfd, (nfds_t)mc->nlfd, SPARE_POLL_MS) == -1)
 			continue;
@@ -193,13 +194,10 @@ spare_main(struct master_config *mc)
 			close(busy_pipe[1]);
 			for (j = 0; j < mc->nlfd; j++)
 				close(mc->lfd[j]);
-			mc->session->proto = mc->lproto[i];
-			if (mc->lproto[i] != PROTO_MEMCACHED)
-				mc->session->bound_user = NULL;
-			serve(fd, mc->session, note.peer);
+			serve(fd, fd, mc->conn, mc->lproto[i], note.peer);
 		}
 	}
-	store_detach_process(mc->session->store);
+	store_detach_process(mc->conn->store);
 	_exit(0);
 }
 
@@ -308,12 +306,12 @@ reap(struct master_config *mc)
 		if (WIFSIGNALED(status)) {
 			log_warnx("end: pid %ld signal %d from %s", (long)pid,
 			    WTERMSIG(status), c->peer[0] ? c->peer : "spare");
-			repair_after(mc->session->store, pid);
+			repair_after(mc->conn->store, pid);
 		} else {
 			log_info("end: pid %ld status %d", (long)pid,
 			    WEXITSTATUS(status));
 			if (WEXITSTATUS(status) > 1)
-				repair_after(mc->session->store, pid);
+				repair_after(mc->conn->store, pid);
 		}
 		if (c->busy)
 			nbusy--;
@@ -323,14 +321,16 @@ reap(struct master_config *mc)
 	errno = saved;
 }
 
+/* At the connection limit: one line, in the listener's protocol. */
 static void
-refuse(int fd)
+refuse(int fd, enum conn_proto proto)
 {
 	char junk[4096];
 	int n;
 
 	/* Best effort: the line is short and the socket buffer is empty. */
-	(void)!write(fd, BUSY_LINE, sizeof(BUSY_LINE) - 1);
+	n = snprintf(junk, sizeof(junk), "%s\r\n", conn_line(proto, EV_BUSY));
+	(void)!write(fd, junk, (size_t)n);
 	/*
 	 * Closing with the client's first request unread would send a reset,
 	 * which can make the client's kernel drop the line before it is
@@ -361,12 +361,12 @@ accept_one(struct master_config *mc, int li)
 	if (nchildren >= mc->maxconn) {
 		log_warnx("busy: refused %s at %d/%d", peer, nbusy,
 		    mc->maxconn);
-		refuse(fd);
+		refuse(fd, mc->lproto[li]);
 		return;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork for %s", peer);
-		refuse(fd);
+		refuse(fd, mc->lproto[li]);
 		return;
 	}
 	if (pid == 0) {
@@ -374,10 +374,7 @@ accept_one(struct master_config *mc, int li)
 			close(mc->lfd[i]);
 		close(busy_pipe[0]);
 		close(busy_pipe[1]);
-		mc->session->proto = mc->lproto[li];
-		if (mc->lproto[li] != PROTO_MEMCACHED)
-			mc->session->bound_user = NULL;
-		child_serve(fd, fd, mc->session, peer);
+		child_serve(fd, fd, mc->conn, mc->lproto[li], peer);
 	}
 	close(fd);
 	children[nchildren].pid = pid;
@@ -405,7 +402,7 @@ shut_down(struct master_config *mc)
 	while (nchildren > 0) {
 		got_chld = 0;
 		reap(mc);
-		/* A SIGTERM that lands between a child's check of session_stop
+		/* A SIGTERM that lands between a child's check of conn_stop
 		 * and its poll() goes unseen until the idle timeout: say it
 		 * again every second to those still there. */
 		if (nchildren > 0 && !got_chld &&
@@ -424,7 +421,7 @@ shut_down(struct master_config *mc)
 static void
 reload(struct master_config *mc)
 {
-	struct store *st = mc->session->store;
+	struct store *st = mc->conn->store;
 	char err[512];
 	pid_t pid;
 

@@ -1,36 +1,27 @@
 /*
- * mcproto.c - memcached's text protocol over kvstore's per-user stores
- * (kvstore-memcached(7)).
+ * mcproto.c - the memcached front-end (kvstore-memcached(7)): requests
+ * parsed by mcparse.c, done by the command layer (cmd.c), results mapped to
+ * memcached's reply lines here.
  *
- * kvstored -M opens a listener whose sessions land here instead of in
- * session.c's native_batch().  Every request acts on one user's store, the
- * same items the native protocol sees: the account a -B listener is bound
- * to, or the one a memcached -Y style login named (a first "set" whose data
- * is "<user>[:<store>] <secret>").
- *
- * Replies, limits and token counts follow memcached 1.6's proto_text.c, so
- * that memcached's clients and conformance tools cannot tell the difference
- * where it matters; kvstore-memcached(7) lists the few places where kvstore
- * is stricter.  The parser never reads past the input buffer and never
- * allocates from a length the client declared: a value is buffered only
- * after its length passed the store's value limit, an oversized one is
- * thrown away as it streams in, and a line is at most MC_LINE_MAX bytes,
- * except retrieval lines, which are answered key by key as they arrive.
+ * kvstored -M opens a listener whose connections land here.  Every request
+ * acts on one user's store, the same items the native protocol sees: the
+ * account a -B listener is bound to, or the one a memcached -Y style login
+ * named (a first "set" whose data is "<user>[:<store>] <secret>").  Roles
+ * are the command layer's business and are read again for every key, so a
+ * retrieval line that spans a demotion stops serving the other store at the
+ * next key.  No I/O and no store calls here.
  */
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "auth.h"
 #include "buf.h"
+#include "cmd.h"
+#include "conn.h"
 #include "kvstore.h"
-#include "log.h"
-#include "session.h"
-#include "store.h"
+#include "mcparse.h"
 
 /*
  * The protocol level this listener implements, and so what it claims: 1.6
@@ -40,159 +31,87 @@
  * stops at the '+') see 1.6.18, people see which server answered.
  */
 #define MC_VERSION	"1.6.18+kvstore." KV_VERSION
-
-#define MC_LINE_MAX	2048	/* a request line, as memcached's read check */
-#define MC_TOKENS	8	/* kept per line; no command takes more than 7 */
-#define MC_AUTH_MAX	256	/* bytes of "user[:store] secret" */
 #define MC_REL_MAX	2592000	/* an exptime up to 30 days is relative */
-#define MC_OUT_FLUSH	(256 * 1024)	/* write out mid-batch past this */
 
-enum { MC_DONE = 0, MC_MORE = 1, MC_FAIL = -1 };
-
-struct token {
-	const char	*p;
-	size_t		 len;
+const char *const mc_lines[EV_COUNT] = {
+	[EV_BUSY] = "SERVER_ERROR busy too many connections",
+	[EV_BUSY_ADDR] = "SERVER_ERROR busy too many connections from this "
+	    "address",
+	[EV_BUSY_PRELOGIN] = "SERVER_ERROR busy too many connections not "
+	    "logged in from this address",
+	[EV_TIMEOUT_PARTIAL] = "SERVER_ERROR timeout request unfinished",
+	[EV_TIMEOUT_IDLE] = NULL,	/* memcached closes idle ones silently */
+	[EV_TIMEOUT_LOGIN] = "SERVER_ERROR timeout login",
+	[EV_SHUTDOWN] = "SERVER_ERROR shutting down",
 };
 
-/*
- * One connection's state (a process serves one connection).  A retrieval
- * line may be longer than the input buffer holds: its keys are answered as
- * they arrive, and get_* remembers where the line stands.
- */
-struct mc_state {
-	int		 noreply;	/* this request ended in "noreply" */
-	int		 get_active;	/* inside a get/gets/gat/gats line */
-	int		 get_cas;	/* gets, gats: show the cas */
-	int		 get_touch;	/* gat, gats: set the expiry */
-	int		 get_flushed;	/* replies already written out */
-	uint32_t	 get_exptime;
-	uint32_t	 get_user;
-	uint64_t	 get_tokens;	/* after the verb */
-	size_t		 get_mark;	/* s->ob's length when the line began */
+static const char *const verb_name[] = {
+	[MV_GET] = "get", [MV_GETS] = "gets", [MV_GAT] = "gat",
+	[MV_GATS] = "gats", [MV_SET] = "set", [MV_ADD] = "add",
+	[MV_REPLACE] = "replace", [MV_APPEND] = "append",
+	[MV_PREPEND] = "prepend", [MV_CAS] = "cas", [MV_DELETE] = "delete",
+	[MV_INCR] = "incr", [MV_DECR] = "decr", [MV_TOUCH] = "touch",
+	[MV_FLUSH_ALL] = "flush_all", [MV_STATS] = "stats",
 };
 
-static struct mc_state mc;
+static const enum store_mode update_mode[] = {
+	[MV_SET] = W_SET, [MV_ADD] = W_ADD, [MV_REPLACE] = W_REPLACE,
+	[MV_APPEND] = W_APPEND, [MV_PREPEND] = W_PREPEND, [MV_CAS] = W_CAS,
+};
+
+/* The replies to storage results. */
+static const char *const store_replies[] = {
+	[CR_OK] = "STORED",
+	[CR_NOT_STORED] = "NOT_STORED",
+	[CR_EXISTS] = "EXISTS",
+	[CR_NOT_FOUND] = "NOT_FOUND",
+	[CR_TOO_LARGE] = "SERVER_ERROR object too large for cache",
+	[CR_FULL] = "SERVER_ERROR out of memory storing object",
+	[CR_QUOTA] = "SERVER_ERROR out of memory: over the user's quota",
+	[CR_ERROR] = "SERVER_ERROR store error",
+};
 
 /* ---- replies ------------------------------------------------------------ */
 
 static void
-reply_always(struct session *s, const char *line)
+reply_always(struct conn *c, const char *line)
 {
-	buf_appendstr(&s->ob, line);
-	buf_append(&s->ob, "\r\n", 2);
+	buf_appendstr(&c->ob, line);
+	buf_append(&c->ob, "\r\n", 2);
 }
 
 /* A reply that "noreply" silences, errors included, as in memcached. */
 static void
-reply(struct session *s, const char *line)
+reply(struct conn *c, const struct mc_request *r, const char *line)
 {
-	if (!mc.noreply)
-		reply_always(s, line);
-}
-
-static int
-maybe_flush(struct session *s)
-{
-	if (buf_avail(&s->ob) <= MC_OUT_FLUSH)
-		return 0;
-	if (mc.get_active)
-		mc.get_flushed = 1;
-	return session_flush(s);
-}
-
-/* ---- tokens and numbers ------------------------------------------------- */
-
-/* Split on spaces, as memcached does; returns the count, storing at most max. */
-static size_t
-tokenize(const char *p, size_t len, struct token *t, size_t max)
-{
-	size_t i = 0, n = 0, start;
-
-	while (i < len) {
-		while (i < len && p[i] == ' ')
-			i++;
-		if (i == len)
-			break;
-		start = i;
-		while (i < len && p[i] != ' ')
-			i++;
-		if (n < max) {
-			t[n].p = p + start;
-			t[n].len = i - start;
-		}
-		n++;
-	}
-	return n;
-}
-
-static int
-tok_is(const struct token *t, const char *word)
-{
-	size_t n = strlen(word);
-
-	return t->len == n && memcmp(t->p, word, n) == 0;
+	if (!r->noreply)
+		reply_always(c, line);
 }
 
 /*
- * 1 to 250 bytes, no space (a token has none), NUL, CR or LF: the bytes that
- * would cut or end memcached's line.  Other control bytes pass, as they do
- * in memcached: memcaslap's keys start with eight bytes of 0x10 and up.
+ * The command layer's refusals, the same for every command: 1 if rc was
+ * one and has been answered.
  */
 static int
-key_ok(const char *p, size_t len)
+refused(struct conn *c, const struct mc_request *r, int rc)
 {
-	if (len == 0 || len > KV_KEY_MAX)
+	switch (rc) {
+	case CR_GONE:
+		reply_always(c, "SERVER_ERROR account removed");
+		c->closing = 1;
+		return 1;
+	case CR_DENIED:
+		reply(c, r, "CLIENT_ERROR denied not a manager");
+		return 1;
+	case CR_NO_TARGET:
+		reply(c, r, "CLIENT_ERROR denied no such user");
+		return 1;
+	case CR_LOGIN_REQUIRED:
+		reply_always(c, "CLIENT_ERROR unauthenticated");
+		return 1;
+	default:
 		return 0;
-	return memchr(p, '\0', len) == NULL && memchr(p, '\r', len) == NULL &&
-	    memchr(p, '\n', len) == NULL;
-}
-
-static int
-parse_u64(const struct token *t, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (t->len == 0 || t->len > 20)
-		return 0;
-	for (i = 0; i < t->len; i++) {
-		unsigned d = (unsigned char)t->p[i] - '0';
-
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return 0;
-		v = v * 10 + d;
 	}
-	*out = v;
-	return 1;
-}
-
-static int
-parse_u32(const struct token *t, uint32_t *out)
-{
-	uint64_t v;
-
-	if (!parse_u64(t, &v) || v > UINT32_MAX)
-		return 0;
-	*out = (uint32_t)v;
-	return 1;
-}
-
-static int
-parse_i32(const struct token *t, int32_t *out)
-{
-	struct token digits = *t;
-	uint64_t v;
-	int neg = 0;
-
-	if (digits.len > 0 && digits.p[0] == '-') {
-		neg = 1;
-		digits.p++;
-		digits.len--;
-	}
-	if (!parse_u64(&digits, &v) || v > (uint64_t)INT32_MAX + neg)
-		return 0;
-	*out = neg ? (int32_t)(-(int64_t)v) : (int32_t)v;
-	return 1;
 }
 
 /*
@@ -217,135 +136,42 @@ expired(uint32_t exptime)
 	return exptime != 0 && exptime <= (uint32_t)time(NULL);
 }
 
-/* ---- identity ----------------------------------------------------------- */
+/* ---- login -------------------------------------------------------------- */
 
-/*
- * The store a request acts on; -1 after replying why there is none.  As in
- * the native protocol, a manager's every request on another user's store,
- * and every refusal, is audited (verb and key; a retrieval line, its verb).
- */
-static int
-acting_user(struct session *s, const char *verb, const char *key,
-    size_t klen, uint32_t *user)
-{
-	switch (session_acting_user(s, user)) {
-	case 0:
-		if (*user != s->user)
-			audit(s->st, s->peer, s->name, s->role, verb,
-			    s->target_name, key, klen);
-		return 0;
-	case SESSION_GONE:
-		reply_always(s, "SERVER_ERROR account removed");
-		s->closing = 1;
-		return -1;
-	case SESSION_NO_TARGET:
-		audit(s->st, s->peer, s->name, s->role, verb, s->target_name,
-		    key, klen);
-		reply(s, "CLIENT_ERROR denied no such user");
-		return -1;
-	default:
-		audit(s->st, s->peer, s->name, s->role, verb, s->target_name,
-		    key, klen);
-		reply(s, "CLIENT_ERROR denied not a manager");
-		return -1;
-	}
-}
-
-/*
- * Check "<user>[:<store>] <secret>" as the native login does (session.c's
- * session_check_secret: the delay after failures, an unknown user and a
- * wrong secret alike, counting and audit).  A manager may name another
- * user's store after a colon, as with the native "use"; anyone may name
- * their own.
- */
+/* "<user>[:<store>] <secret>": a manager may name another user's store. */
 static void
-login(struct session *s, const struct token *who, const struct token *secret)
+do_auth(struct conn *c, const struct mc_request *r)
 {
-	char name[KV_USER_MAX + 1], target[KV_USER_MAX + 1];
-	char pass[KV_SECRET_MAX + 1];
-	const char *colon = memchr(who->p, ':', who->len);
-	size_t nlen = colon ? (size_t)(colon - who->p) : who->len;
-	size_t tlen = colon ? who->len - nlen - 1 : 0;
-	struct user_view v;
-	uint32_t id, tid = 0;
+	const char *colon;
+	size_t nlen;
 
-	if (!auth_valid_name(who->p, nlen) || (colon != NULL &&
-	    !auth_valid_name(colon + 1, tlen)) || secret->len > KV_SECRET_MAX ||
-	    memchr(secret->p, '\0', secret->len) != NULL) {
-		/* No account has such a name or secret: nothing to check. */
-		store_note_auth_failure(s->st);
-		reply_always(s, "CLIENT_ERROR authentication failure");
+	if (r->verb == MV_UNAUTH) {
+		reply_always(c, "CLIENT_ERROR unauthenticated");
 		return;
 	}
-	memcpy(name, who->p, nlen);
-	name[nlen] = '\0';
-	memcpy(target, colon ? colon + 1 : name, colon ? tlen : nlen);
-	target[colon ? tlen : nlen] = '\0';
-	memcpy(pass, secret->p, secret->len);
-	pass[secret->len] = '\0';
-	id = session_check_secret(s, name, pass, &v);
-	explicit_bzero(pass, sizeof(pass));
-	if (id == 0) {
-		reply_always(s, "CLIENT_ERROR authentication failure");
+	if (r->too_large) {
+		cmd_auth_failure(&c->cl);
+		reply_always(c, "CLIENT_ERROR authentication failure");
 		return;
 	}
-	/* The secret was right: from here on, saying why is no leak. */
-	if (strcmp(target, name) != 0) {
-		if (v.role != KV_ROLE_MANAGER) {
-			audit(s->st, s->peer, name, v.role, "use", target,
-			    NULL, 0);
-			reply_always(s, "CLIENT_ERROR denied not a manager");
-			return;
-		}
-		if ((tid = store_user_find(s->st, target)) == 0) {
-			reply_always(s, "CLIENT_ERROR denied no such user");
-			return;
-		}
-		audit(s->st, s->peer, name, v.role, "use", target, NULL, 0);
+	colon = memchr(r->key, ':', r->klen);
+	nlen = colon ? (size_t)(colon - r->key) : r->klen;
+	switch (cmd_login_as(&c->cl, r->key, nlen,
+	    colon ? colon + 1 : r->key, colon ? r->klen - nlen - 1 : nlen,
+	    r->data, r->vlen)) {
+	case CR_OK:
+		reply_always(c, "STORED");
+		break;
+	case CR_DENIED:
+		reply_always(c, "CLIENT_ERROR denied not a manager");
+		break;
+	case CR_NO_TARGET:
+		reply_always(c, "CLIENT_ERROR denied no such user");
+		break;
+	default:
+		reply_always(c, "CLIENT_ERROR authentication failure");
+		break;
 	}
-	s->user = id;
-	s->gen = v.gen;
-	s->role = v.role;
-	snprintf(s->name, sizeof(s->name), "%s", v.name);
-	session_use(s, tid, target);
-	reply_always(s, "STORED");
-}
-
-/*
- * Before login only memcached -Y's "set <any> <any> <any> <n>" with "user
- * secret" as its data is accepted; anything else is refused, line by line.
- */
-static int
-do_auth(struct session *s, const struct token *t, size_t nt, size_t used)
-{
-	struct token cred[3];
-	const char *data;
-	uint32_t size;
-
-	if (nt < 5 || !tok_is(&t[0], "set") || !parse_u32(&t[4], &size)) {
-		buf_consume(&s->ib, used);
-		reply_always(s, "CLIENT_ERROR unauthenticated");
-		return MC_DONE;
-	}
-	if (size > MC_AUTH_MAX) {
-		/* Not credentials: drop them as they stream in. */
-		buf_consume(&s->ib, used);
-		s->discard = (uint64_t)size + 2;
-		store_note_auth_failure(s->st);
-		reply_always(s, "CLIENT_ERROR authentication failure");
-		return MC_DONE;
-	}
-	if (buf_avail(&s->ib) < used + size + 2)
-		return MC_MORE;
-	data = buf_head(&s->ib) + used;
-	if (data[size] != '\r' || data[size + 1] != '\n')
-		reply_always(s, "CLIENT_ERROR bad command line termination");
-	else if (tokenize(data, size, cred, 3) != 2)
-		reply_always(s, "CLIENT_ERROR bad authentication token format");
-	else
-		login(s, &cred[0], &cred[1]);
-	buf_consume(&s->ib, used + size + 2);
-	return MC_DONE;
 }
 
 /* ---- retrieval: get, gets, gat, gats ------------------------------------ */
@@ -353,433 +179,169 @@ do_auth(struct session *s, const struct token *t, size_t nt, size_t used)
 static void
 emit_value(void *ctx, const struct item_view *v)
 {
-	struct session *s = ctx;
+	struct conn *c = ctx;
 
-	buf_reserve(&s->ob, v->klen + v->vlen + 64);
-	buf_append(&s->ob, "VALUE ", 6);
-	buf_append(&s->ob, v->key, v->klen);
-	if (mc.get_cas)
-		buf_printf(&s->ob, " %" PRIu32 " %zu %" PRIu64 "\r\n", v->flags,
+	buf_reserve(&c->ob, v->klen + v->vlen + 64);
+	buf_append(&c->ob, "VALUE ", 6);
+	buf_append(&c->ob, v->key, v->klen);
+	if (c->mc.get_cas)
+		buf_printf(&c->ob, " %" PRIu32 " %zu %" PRIu64 "\r\n", v->flags,
 		    v->vlen, v->cas);
 	else
-		buf_printf(&s->ob, " %" PRIu32 " %zu\r\n", v->flags, v->vlen);
-	buf_append(&s->ob, v->value, v->vlen);
-	buf_append(&s->ob, "\r\n", 2);
+		buf_printf(&c->ob, " %" PRIu32 " %zu\r\n", v->flags, v->vlen);
+	buf_append(&c->ob, v->value, v->vlen);
+	buf_append(&c->ob, "\r\n", 2);
 }
 
 static void
-get_one(struct session *s, const char *key, size_t klen)
+get_start(struct conn *c, const struct mc_request *r)
 {
-	if (!mc.get_touch) {
-		store_get(s->st, mc.get_user, key, klen, emit_value, s);
+	struct mc_state *m = &c->mc;
+
+	m->get_active = 1;
+	m->get_cas = r->verb == MV_GETS || r->verb == MV_GATS;
+	m->get_touch = r->verb == MV_GAT || r->verb == MV_GATS;
+	m->get_exptime = abs_exptime(r->exptime);
+	m->get_flushed = 0;
+	m->get_denied = 0;
+	m->get_mark = c->ob.len;
+	cmd_begin(&c->cl, verb_name[r->verb]);
+}
+
+/* One key of the line; after a refusal the rest of the line gets nothing. */
+static void
+get_one(struct conn *c, const struct mc_request *r)
+{
+	struct mc_state *m = &c->mc;
+	int rc;
+
+	if (m->get_denied)
 		return;
-	}
-	/* memcached's gat returns the item, then lets a past expiry end it. */
-	if (expired(mc.get_exptime)) {
-		if (store_get(s->st, mc.get_user, key, klen, emit_value, s) ==
-		    ST_OK)
-			store_touch(s->st, mc.get_user, key, klen,
-			    mc.get_exptime, NULL, NULL);
-		return;
-	}
-	store_touch(s->st, mc.get_user, key, klen, mc.get_exptime, emit_value,
-	    s);
+	if (!m->get_touch)
+		rc = cmd_get(&c->cl, r->key, r->klen, emit_value, c);
+	else if (expired(m->get_exptime)) {
+		/* memcached's gat returns the item, then lets a past expiry
+		 * end it. */
+		rc = cmd_get(&c->cl, r->key, r->klen, emit_value, c);
+		if (rc == CR_OK)
+			rc = cmd_touch(&c->cl, r->key, r->klen, m->get_exptime,
+			    NULL, NULL);
+	} else
+		rc = cmd_touch(&c->cl, r->key, r->klen, m->get_exptime,
+		    emit_value, c);
+	if (rc == CR_GONE || rc == CR_DENIED || rc == CR_NO_TARGET ||
+	    rc == CR_LOGIN_REQUIRED)
+		m->get_denied = rc;
 }
 
-/* Drop the rest of a line: through lf, or up to a line feed still to come. */
 static void
-skip_rest(struct session *s, const char *lf)
+get_end(struct conn *c, const struct mc_request *r, const char *error)
 {
-	if (lf != NULL)
-		buf_consume(&s->ib, (size_t)(lf - buf_head(&s->ib)) + 1);
-	else {
-		buf_reset(&s->ib);
-		s->skip_line = 1;
-	}
-}
+	struct mc_state *m = &c->mc;
 
-/*
- * A bad key ends the line: the values already answered are taken back (when
- * they have not been written out yet) and memcached's error replaces them.
- */
-static void
-get_fail(struct session *s, const char *lf)
-{
-	if (!mc.get_flushed && mc.get_mark <= s->ob.len)
-		s->ob.len = mc.get_mark;
-	reply_always(s, "CLIENT_ERROR bad command line format");
-	skip_rest(s, lf);
-	mc.get_active = 0;
-}
-
-/* Answer the keys of the current retrieval line that have arrived. */
-static int
-get_keys(struct session *s)
-{
-	const char *p = buf_head(&s->ib), *lf, *end, *q, *tok;
-	size_t avail = buf_avail(&s->ib);
-
-	lf = memchr(p, '\n', avail);
-	end = lf != NULL ? lf : p + avail;
-	if (lf != NULL && end > p && end[-1] == '\r')
-		end--;
-	for (q = p;;) {
-		while (q < end && *q == ' ')
-			q++;
-		if (q == end)
-			break;
-		tok = q;
-		while (q < end && *q != ' ')
-			q++;
-		if (q == end && lf == NULL) {
-			/* A key still arriving; its CR may be in it. */
-			if ((size_t)(q - tok) > KV_KEY_MAX + 1) {
-				get_fail(s, NULL);
-				return MC_DONE;
-			}
-			q = tok;
-			break;
-		}
-		if (!key_ok(tok, (size_t)(q - tok))) {
-			get_fail(s, lf);
-			return MC_DONE;
-		}
-		mc.get_tokens++;
-		get_one(s, tok, (size_t)(q - tok));
-		if (maybe_flush(s) == -1)
-			return MC_FAIL;
-	}
-	if (lf == NULL) {
-		buf_consume(&s->ib, (size_t)(q - p));
-		return MC_MORE;
-	}
-	buf_consume(&s->ib, (size_t)(lf - p) + 1);
-	mc.get_active = 0;
-	/* "get" alone is memcached's ERROR; "gat 10" alone answers END. */
-	reply_always(s, mc.get_tokens == 0 ? "ERROR" : "END");
-	return MC_DONE;
-}
-
-/*
- * Start a retrieval line: its verb (and gat's exptime) are here, its keys
- * may still be arriving.  p and len: the line so far, without its CRLF; lf:
- * its line feed, NULL while it is incomplete.
- */
-static int
-get_start(struct session *s, const char *p, size_t len, const char *lf)
-{
-	struct token t[2];
-	size_t nt, used;
-	int32_t e = 0;
-
-	nt = tokenize(p, len, t, 2);
-	memset(&mc, 0, sizeof(mc));
-	mc.get_cas = t[0].len == 4;			/* gets, gats */
-	mc.get_touch = t[0].p[1] == 'a';		/* gat, gats */
-	used = (size_t)(t[0].p + t[0].len - p);
-	if (mc.get_touch && nt >= 2) {
-		/* An exptime still arriving is longer than any number. */
-		if ((lf == NULL && t[1].p + t[1].len == p + len) ||
-		    !parse_i32(&t[1], &e)) {
-			reply_always(s, "CLIENT_ERROR invalid exptime argument");
-			skip_rest(s, lf);
-			return MC_DONE;
-		}
-		mc.get_exptime = abs_exptime(e);
-		mc.get_tokens = 1;
-		used = (size_t)(t[1].p + t[1].len - p);
-	}
-	if (acting_user(s, mc.get_touch ? (mc.get_cas ? "gats" : "gat") :
-	    (mc.get_cas ? "gets" : "get"), NULL, 0, &mc.get_user) == -1) {
-		skip_rest(s, lf);
-		return MC_DONE;
-	}
-	mc.get_active = 1;
-	mc.get_mark = s->ob.len;
-	buf_consume(&s->ib, used);
-	return get_keys(s);
+	if (error != NULL) {
+		/* A bad key: the values not yet handed to the core are taken
+		 * back and memcached's error replaces them. */
+		if (!m->get_flushed && m->get_mark <= c->ob.len)
+			c->ob.len = m->get_mark;
+		reply_always(c, error);
+	} else if (m->get_denied) {
+		/* Answered as the caller's role now allows. */
+		if (!refused(c, r, m->get_denied))
+			reply_always(c, "SERVER_ERROR store error");
+	} else
+		/* "get" alone is memcached's ERROR; "gat 10" alone: END. */
+		reply_always(c, r->ntokens == 0 ? "ERROR" : "END");
+	m->get_active = 0;
+	cmd_end(&c->cl);
 }
 
 /* ---- storage: set, add, replace, append, prepend, cas -------------------- */
 
-static const char *const update_verb[] = {
-	[W_SET] = "set", [W_ADD] = "add", [W_REPLACE] = "replace",
-	[W_APPEND] = "append", [W_PREPEND] = "prepend", [W_CAS] = "cas"
-};
-
 static void
-store_reply(struct session *s, int rc)
+do_update(struct conn *c, const struct mc_request *r)
 {
-	switch (rc) {
-	case ST_OK:
-		reply(s, "STORED");
-		break;
-	case ST_NOT_STORED:
-		reply(s, "NOT_STORED");
-		break;
-	case ST_EXISTS:
-		reply(s, "EXISTS");
-		break;
-	case ST_NOT_FOUND:
-		reply(s, "NOT_FOUND");
-		break;
-	case ST_TOO_LARGE:
-		reply(s, "SERVER_ERROR object too large for cache");
-		break;
-	case ST_FULL:
-		reply(s, "SERVER_ERROR out of memory storing object");
-		break;
-	case ST_QUOTA:
-		reply(s, "SERVER_ERROR out of memory: over the user's quota");
-		break;
-	default:
-		reply(s, "SERVER_ERROR store error");
-		break;
-	}
-}
-
-/*
- * "<verb> <key> <flags> <exptime> <bytes> [<cas>] [noreply]" then the data
- * and CRLF.  The line stays in the buffer until its data is all there.
- */
-static int
-do_update(struct session *s, const struct token *t, size_t nt, size_t used,
-    enum store_mode mode)
-{
-	size_t want = mode == W_CAS ? 6 : 5;
 	struct store_write w;
-	const char *data;
-	uint32_t user;
-	int32_t exptime, vlen;
 	int rc;
 
+	if (r->too_large) {
+		/* A failed set leaves no stale value behind (memcached
+		 * unlinks it too). */
+		if (r->verb == MV_SET)
+			(void)cmd_del(&c->cl, r->key, r->klen);
+		reply(c, r, "SERVER_ERROR object too large for cache");
+		return;
+	}
+	if (r->bad_chunk) {
+		reply(c, r, "CLIENT_ERROR bad data chunk");
+		return;
+	}
 	memset(&w, 0, sizeof(w));
-	if (nt != want && nt != want + 1) {
-		buf_consume(&s->ib, used);
-		reply_always(s, "ERROR");
-		return MC_DONE;
-	}
-	mc.noreply = tok_is(&t[nt - 1], "noreply");
-	if (!key_ok(t[1].p, t[1].len) || !parse_u32(&t[2], &w.flags) ||
-	    !parse_i32(&t[3], &exptime) || !parse_i32(&t[4], &vlen) ||
-	    (mode == W_CAS && !parse_u64(&t[5], &w.cas)) || vlen < 0 ||
-	    vlen > INT_MAX - 2) {
-		/* As memcached: the data, if any, is read as a command. */
-		buf_consume(&s->ib, used);
-		reply(s, "CLIENT_ERROR bad command line format");
-		return MC_DONE;
-	}
-	if ((uint32_t)vlen > store_value_max(s->st)) {
-		/*
-		 * Swallow the data as it streams in; a failed set leaves no
-		 * stale value behind (memcached unlinks it too).
-		 */
-		if (mode == W_SET && session_acting_user(s, &user) == 0) {
-			if (user != s->user)
-				audit(s->st, s->peer, s->name, s->role, "set",
-				    s->target_name, t[1].p, t[1].len);
-			store_del(s->st, user, t[1].p, t[1].len);
-		}
-		buf_consume(&s->ib, used);
-		s->discard = (uint64_t)vlen + 2;
-		reply(s, "SERVER_ERROR object too large for cache");
-		return MC_DONE;
-	}
-	if (buf_avail(&s->ib) - used < (size_t)vlen + 2)
-		return MC_MORE;
-	data = buf_head(&s->ib) + used;
-	if (data[vlen] != '\r' || data[vlen + 1] != '\n')
-		reply(s, "CLIENT_ERROR bad data chunk");
-	else if (acting_user(s, update_verb[mode], t[1].p, t[1].len,
-	    &user) == 0) {
-		w.mode = mode;
-		w.exptime = abs_exptime(exptime);
-		if (user == s->user) {
-			w.quota_keys = s->cfg->quota_keys;
-			w.quota_bytes = s->cfg->quota_bytes;
-		}
-		rc = store_put(s->st, user, t[1].p, t[1].len, data,
-		    (size_t)vlen, &w, NULL);
-		if (mode == W_SET && (rc == ST_FULL || rc == ST_QUOTA ||
-		    rc == ST_TOO_LARGE))
-			store_del(s->st, user, t[1].p, t[1].len);
-		store_reply(s, rc);
-	}
-	buf_consume(&s->ib, used + (size_t)vlen + 2);
-	return MC_DONE;
+	w.mode = update_mode[r->verb];
+	w.flags = r->flags;
+	w.exptime = abs_exptime(r->exptime);
+	w.cas = r->cas;
+	rc = cmd_put(&c->cl, r->key, r->klen, r->data, r->vlen, &w, NULL);
+	if (refused(c, r, rc))
+		return;
+	if (r->verb == MV_SET && (rc == CR_FULL || rc == CR_QUOTA ||
+	    rc == CR_TOO_LARGE))
+		(void)cmd_del(&c->cl, r->key, r->klen);
+	if (rc < 0 || rc > CR_ERROR || store_replies[rc] == NULL)
+		rc = CR_ERROR;
+	reply(c, r, store_replies[rc]);
 }
 
 /* ---- the other commands ------------------------------------------------- */
 
 static void
-do_delete(struct session *s, const struct token *t, size_t nt)
-{
-	uint32_t user;
-	int zero;
-
-	if (nt < 2 || nt > 4) {
-		reply_always(s, "ERROR");
-		return;
-	}
-	if (nt > 2) {
-		/* "delete <key> 0" is an old form memcached still takes. */
-		zero = tok_is(&t[2], "0");
-		mc.noreply = tok_is(&t[nt - 1], "noreply");
-		if (!((nt == 3 && (zero || mc.noreply)) ||
-		    (nt == 4 && zero && mc.noreply))) {
-			reply(s, "CLIENT_ERROR bad command line format.  "
-			    "Usage: delete <key> [noreply]");
-			return;
-		}
-	}
-	if (!key_ok(t[1].p, t[1].len)) {
-		reply(s, "CLIENT_ERROR bad command line format");
-		return;
-	}
-	if (acting_user(s, "delete", t[1].p, t[1].len, &user) == -1)
-		return;
-	if (store_del(s->st, user, t[1].p, t[1].len) == ST_OK)
-		reply(s, "DELETED");
-	else
-		reply(s, "NOT_FOUND");
-}
-
-static void
-do_arith(struct session *s, const struct token *t, size_t nt, int incr)
+do_arith(struct conn *c, const struct mc_request *r)
 {
 	char num[24];
-	uint64_t delta, result;
-	uint32_t user;
+	uint64_t result;
+	int rc;
 
-	if (nt != 3 && nt != 4) {
-		reply_always(s, "ERROR");
+	rc = cmd_arith(&c->cl, r->key, r->klen, r->verb == MV_INCR, r->delta,
+	    &result);
+	if (refused(c, r, rc))
 		return;
-	}
-	mc.noreply = tok_is(&t[nt - 1], "noreply");
-	if (!key_ok(t[1].p, t[1].len)) {
-		reply(s, "CLIENT_ERROR bad command line format");
-		return;
-	}
-	if (!parse_u64(&t[2], &delta)) {
-		reply(s, "CLIENT_ERROR invalid numeric delta argument");
-		return;
-	}
-	if (acting_user(s, incr ? "incr" : "decr", t[1].p, t[1].len,
-	    &user) == -1)
-		return;
-	switch (store_arith(s->st, user, t[1].p, t[1].len, incr, delta,
-	    &result)) {
-	case ST_OK:
+	switch (rc) {
+	case CR_OK:
 		snprintf(num, sizeof(num), "%" PRIu64, result);
-		reply(s, num);
+		reply(c, r, num);
 		break;
-	case ST_NOT_FOUND:
-		reply(s, "NOT_FOUND");
+	case CR_NOT_FOUND:
+		reply(c, r, "NOT_FOUND");
 		break;
-	case ST_NOT_NUMBER:
-		reply(s, "CLIENT_ERROR cannot increment or decrement "
+	case CR_NOT_NUMBER:
+		reply(c, r, "CLIENT_ERROR cannot increment or decrement "
 		    "non-numeric value");
 		break;
-	case ST_FULL:
-		reply(s, "SERVER_ERROR out of memory");
+	case CR_FULL:
+		reply(c, r, "SERVER_ERROR out of memory");
 		break;
 	default:
-		reply(s, "SERVER_ERROR store error");
+		reply(c, r, "SERVER_ERROR store error");
 		break;
 	}
-}
-
-static void
-do_touch(struct session *s, const struct token *t, size_t nt)
-{
-	uint32_t user;
-	int32_t e;
-
-	if (nt != 3 && nt != 4) {
-		reply_always(s, "ERROR");
-		return;
-	}
-	mc.noreply = tok_is(&t[nt - 1], "noreply");
-	if (!key_ok(t[1].p, t[1].len)) {
-		reply(s, "CLIENT_ERROR bad command line format");
-		return;
-	}
-	if (!parse_i32(&t[2], &e)) {
-		reply(s, "CLIENT_ERROR invalid exptime argument");
-		return;
-	}
-	if (acting_user(s, "touch", t[1].p, t[1].len, &user) == -1)
-		return;
-	if (store_touch(s->st, user, t[1].p, t[1].len, abs_exptime(e), NULL,
-	    NULL) == ST_OK)
-		reply(s, "TOUCHED");
-	else
-		reply(s, "NOT_FOUND");
-}
-
-/* flush_all empties the caller's store (or a manager's chosen one) only. */
-static void
-do_flush_all(struct session *s, const struct token *t, size_t nt)
-{
-	uint32_t user;
-	int32_t delay = 0;
-
-	if (nt > 3) {
-		reply_always(s, "ERROR");
-		return;
-	}
-	mc.noreply = tok_is(&t[nt - 1], "noreply");
-	if (nt != (mc.noreply ? 2u : 1u) && !parse_i32(&t[1], &delay)) {
-		reply(s, "CLIENT_ERROR invalid exptime argument");
-		return;
-	}
-	if (delay > 0) {
-		reply(s, "CLIENT_ERROR flush_all with a delay is not supported");
-		return;
-	}
-	if (acting_user(s, "flush_all", NULL, 0, &user) == -1)
-		return;
-	store_flush_user(s->st, user);
-	reply(s, "OK");
-}
-
-static void
-do_verbosity(struct session *s, const struct token *t, size_t nt)
-{
-	uint32_t level;
-
-	if (nt != 2 && nt != 3) {
-		reply_always(s, "ERROR");
-		return;
-	}
-	mc.noreply = tok_is(&t[nt - 1], "noreply");
-	/* Accepted and ignored: kvstored's log level is its -v flag. */
-	if (!parse_u32(&t[1], &level))
-		reply(s, "CLIENT_ERROR bad command line format");
-	else
-		reply(s, "OK");
 }
 
 /* memcached's names where one fits; the acting store's items and bytes. */
 static void
-do_stats(struct session *s, size_t nt)
+do_stats(struct conn *c, const struct mc_request *r)
 {
 	struct store_stats ss;
 	struct user_view v;
 	time_t now = time(NULL);
-	uint32_t user;
+	int rc;
 
-	if (nt != 1) {
-		/* No sub-statistics; "stats noreply" is an error too. */
-		reply_always(s, "ERROR");
+	if (refused(c, r, rc = cmd_stats(&c->cl, &ss, &v)))
+		return;
+	if (rc != CR_OK) {
+		reply_always(c, "SERVER_ERROR store error");
 		return;
 	}
-	if (acting_user(s, "stats", NULL, 0, &user) == -1)
-		return;
-	store_stats(s->st, &ss);
-	if (store_user_get(s->st, user, &v) != ST_OK)
-		memset(&v, 0, sizeof(v));
-	buf_printf(&s->ob,
+	buf_printf(&c->ob,
 	    "STAT pid %ld\r\n"
 	    "STAT uptime %" PRId64 "\r\n"
 	    "STAT time %" PRId64 "\r\n"
@@ -811,139 +373,139 @@ do_stats(struct session *s, size_t nt)
 	    ss.value_max);
 }
 
-/* ---- one request -------------------------------------------------------- */
-
-static int
-is_retrieval(const struct token *verb)
-{
-	return tok_is(verb, "get") || tok_is(verb, "gets") ||
-	    tok_is(verb, "gat") || tok_is(verb, "gats");
-}
-
-/* A complete line (used bytes with its LF) other than a retrieval line. */
-static int
-dispatch(struct session *s, const struct token *t, size_t nt, size_t used)
-{
-	const struct token *v = &t[0];
-
-	if (tok_is(v, "set"))
-		return do_update(s, t, nt, used, W_SET);
-	if (tok_is(v, "add"))
-		return do_update(s, t, nt, used, W_ADD);
-	if (tok_is(v, "replace"))
-		return do_update(s, t, nt, used, W_REPLACE);
-	if (tok_is(v, "append"))
-		return do_update(s, t, nt, used, W_APPEND);
-	if (tok_is(v, "prepend"))
-		return do_update(s, t, nt, used, W_PREPEND);
-	if (tok_is(v, "cas"))
-		return do_update(s, t, nt, used, W_CAS);
-	if (tok_is(v, "delete"))
-		do_delete(s, t, nt);
-	else if (tok_is(v, "incr") || tok_is(v, "decr"))
-		do_arith(s, t, nt, v->p[0] == 'i');
-	else if (tok_is(v, "touch"))
-		do_touch(s, t, nt);
-	else if (tok_is(v, "flush_all"))
-		do_flush_all(s, t, nt);
-	else if (tok_is(v, "verbosity"))
-		do_verbosity(s, t, nt);
-	else if (tok_is(v, "stats"))
-		do_stats(s, nt);
-	else if (tok_is(v, "version"))
-		reply_always(s, "VERSION " MC_VERSION);
-	else if (tok_is(v, "quit"))
-		s->closing = 1;
-	else
-		reply_always(s, "ERROR");
-	buf_consume(&s->ib, used);
-	return MC_DONE;
-}
-
-static int
-one_request(struct session *s)
-{
-	const char *p = buf_head(&s->ib), *lf;
-	size_t avail = buf_avail(&s->ib), len;
-	struct token t[MC_TOKENS];
-	size_t nt;
-
-	lf = memchr(p, '\n', avail);
-	if (lf == NULL && avail <= MC_LINE_MAX)
-		return MC_MORE;
-	len = lf != NULL ? (size_t)(lf - p) : avail;
-	if (lf != NULL && len > 0 && p[len - 1] == '\r')
-		len--;
-	mc.noreply = 0;
-	nt = tokenize(p, len, t, MC_TOKENS);
-	if (s->user != 0 && nt > 0 && is_retrieval(&t[0]) &&
-	    (lf != NULL || t[0].p + t[0].len < p + len))
-		return get_start(s, p, len, lf);
-	if (lf == NULL || len > MC_LINE_MAX) {
-		/* memcached closes here too: no command line is this long. */
-		reply_always(s, "CLIENT_ERROR line too long");
-		s->closing = 1;
-		return MC_DONE;
-	}
-	if (s->user == 0)
-		return do_auth(s, t, nt, (size_t)(lf - p) + 1);
-	if (nt == 0 || t[0].len < 2) {
-		skip_rest(s, lf);
-		reply_always(s, "ERROR");
-		return MC_DONE;
-	}
-	return dispatch(s, t, nt, (size_t)(lf - p) + 1);
-}
-
-/* Throw away what an earlier error said to; 1 while there is more to drop. */
-static int
-drop_garbage(struct session *s)
-{
-	const char *lf;
-	size_t n;
-
-	if (s->discard > 0) {
-		n = buf_avail(&s->ib) < s->discard ? buf_avail(&s->ib) :
-		    (size_t)s->discard;
-		buf_consume(&s->ib, n);
-		s->discard -= n;
-		if (s->discard > 0)
-			return 1;
-	}
-	if (s->skip_line) {
-		lf = memchr(buf_head(&s->ib), '\n', buf_avail(&s->ib));
-		if (lf == NULL) {
-			buf_reset(&s->ib);
-			return 1;
-		}
-		buf_consume(&s->ib, (size_t)(lf - buf_head(&s->ib)) + 1);
-		s->skip_line = 0;
-	}
-	return 0;
-}
-
-/* Answer every complete memcached request in s->ib. */
-int
-mc_batch(struct session *s)
+/* A complete request other than a retrieval line. */
+static void
+do_request(struct conn *c, const struct mc_request *r)
 {
 	int rc;
 
-	if (s->proto_state == NULL) {
-		memset(&mc, 0, sizeof(mc));
-		s->proto_state = &mc;
+	switch (r->verb) {
+	case MV_VERSION:
+		reply_always(c, "VERSION " MC_VERSION);
+		return;
+	case MV_QUIT:
+		c->closing = 1;
+		return;
+	case MV_VERBOSITY:
+		/* Accepted and ignored: kvstored's log level is its -v. */
+		reply(c, r, "OK");
+		return;
+	case MV_FLUSH_ALL:
+		if (r->exptime > 0) {
+			reply(c, r, "CLIENT_ERROR flush_all with a delay is "
+			    "not supported");
+			return;
+		}
+		break;
+	default:
+		break;
 	}
-	while (!s->closing) {
-		if (drop_garbage(s) || buf_avail(&s->ib) == 0)
-			return 0;
-		rc = mc.get_active ? get_keys(s) : one_request(s);
-		if (rc == MC_FAIL)
-			return -1;
-		if (rc == MC_DONE)
-			s->requests++;
-		if (maybe_flush(s) == -1)
-			return -1;
-		if (rc == MC_MORE)
-			return 0;
+	cmd_begin(&c->cl, verb_name[r->verb]);
+	switch (r->verb) {
+	case MV_SET: case MV_ADD: case MV_REPLACE: case MV_APPEND:
+	case MV_PREPEND: case MV_CAS:
+		do_update(c, r);
+		break;
+	case MV_DELETE:
+		rc = cmd_del(&c->cl, r->key, r->klen);
+		if (!refused(c, r, rc))
+			reply(c, r, rc == CR_OK ? "DELETED" : "NOT_FOUND");
+		break;
+	case MV_INCR:
+	case MV_DECR:
+		do_arith(c, r);
+		break;
+	case MV_TOUCH:
+		rc = cmd_touch(&c->cl, r->key, r->klen, abs_exptime(r->exptime),
+		    NULL, NULL);
+		if (!refused(c, r, rc))
+			reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
+		break;
+	case MV_FLUSH_ALL:
+		rc = cmd_flush(&c->cl);
+		if (!refused(c, r, rc))
+			reply(c, r, "OK");
+		break;
+	case MV_STATS:
+		do_stats(c, r);
+		break;
+	default:
+		reply_always(c, "ERROR");
+		break;
 	}
-	return 0;
+	cmd_end(&c->cl);
+}
+
+/*
+ * Answer every complete memcached request in the input buffer, until the
+ * output bound: then 1, and the core calls again once replies have gone.
+ */
+int
+mc_batch(struct conn *c)
+{
+	struct mc_state *m = &c->mc;
+	struct mc_limits lim;
+	struct mc_request r;
+	int st, rc = 0;
+
+	while (!c->closing) {
+		if (buf_avail(&c->ob) >= CONN_OUT_MAX) {
+			rc = buf_avail(&c->ib) > 0 ? 1 : 0;
+			break;
+		}
+		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
+			break;
+		lim.logged_in = c->cl.user != 0;
+		/* The first line, and every line before login: not HTTP. */
+		if (!m->parser.in_get && (!lim.logged_in || c->requests == 0) &&
+		    conn_refuse_http(c))
+			break;
+		lim.value_max = lim.logged_in ? cmd_value_max(&c->cl) :
+		    MC_AUTH_MAX;
+		st = mc_parse(&m->parser, buf_head(&c->ib), buf_avail(&c->ib),
+		    &lim, &r);
+		buf_consume(&c->ib, r.consumed);
+		c->discard = r.discard;
+		c->skip_line = r.skip_line;
+		switch (st) {
+		case MCP_MORE:
+			goto out;
+		case MCP_CLOSE:
+			reply_always(c, r.error);
+			c->closing = 1;
+			break;
+		case MCP_ERROR:
+			if (r.error_always || !r.noreply)
+				reply_always(c, r.error);
+			c->requests++;
+			break;
+		case MCP_GET_ERROR:
+			get_end(c, &r, r.error);
+			c->requests++;
+			break;
+		case MCP_KEY:
+			get_one(c, &r);
+			break;
+		case MCP_END:
+			get_end(c, &r, NULL);
+			c->requests++;
+			break;
+		case MCP_REQUEST:
+			if (!lim.logged_in) {
+				do_auth(c, &r);
+				c->requests++;
+			} else if (m->parser.in_get)
+				get_start(c, &r);
+			else {
+				do_request(c, &r);
+				c->requests++;
+			}
+			break;
+		}
+	}
+out:
+	/* Replies of a line still open go out now: none can be taken back. */
+	if (m->get_active)
+		m->get_flushed = 1;
+	return rc;
 }

@@ -85,6 +85,9 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)KV_AUDIT_LINES * sizeof(struct kv_audit);
 	h->off_peers = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)KV_PEERS * sizeof(struct kv_peer);
+	h->nconns = KV_CONNS;
+	h->off_conns = off = round_up(off, KV_CACHELINE);
+	off += (uint64_t)h->nconns * sizeof(struct kv_conn);
 	h->off_pagemap = off = round_up(off, KV_CACHELINE);
 	maxpages = g->size / h->page_size;
 	off += maxpages * sizeof(uint32_t);

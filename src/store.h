@@ -150,6 +150,15 @@ void	 store_peer_reset(struct store *, const char *addr);
 int	 store_peer_register(struct store *, const char *addr, uint32_t limit,
 	    int window);
 
+/* Connections per client address (conns.c), for kvstored -H and -U. */
+#define STORE_CONN_OK		0
+#define STORE_CONN_ADDR		1	/* over the limit for the address */
+#define STORE_CONN_PRELOGIN	2	/* over the limit before login */
+int	 store_conn_claim(struct store *, const char *addr, int logged_in,
+	    unsigned per_addr, unsigned per_prelogin, uint32_t *slot);
+void	 store_conn_login(struct store *, uint32_t slot);
+void	 store_conn_release(struct store *, uint32_t slot);
+
 int	 store_check(struct store *, FILE *report);
 
 /* Test builds: a hook run while a write holds its stripe (see KV_TEST_HOOKS). */

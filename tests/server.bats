@@ -183,9 +183,9 @@ client_port() {
 	# pgrep above included): they all have the segment name in argv.
 	run -1 pgrep -f -- "-s $KV_SHM( |\$)"
 	grep -q ': stop: all children done$' "$KV_LOG"
-	# The connections were closed.
+	# The connections were told, in their protocol, and closed.
 	run -0 timeout 5 cat <&5
-	assert_output ''
+	assert_output $'ERR shutdown server stopping\r'
 }
 
 @test "connection limit: the client over -c gets ERR busy; a freed slot serves again" {

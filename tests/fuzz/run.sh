@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh DURATION [protocol|store ...] - build the libFuzzer targets with
+# run.sh DURATION [protocol|mcproto|store ...] - build the libFuzzer targets with
 # clang (-fsanitize=fuzzer,address,undefined) and run each for DURATION
 # seconds, starting from the seed corpus in tests/fuzz/corpus/.
 #
@@ -16,7 +16,7 @@ set -u
 
 dur=${1:-60}
 shift 2>/dev/null || true
-targets=${*:-protocol store}
+targets=${*:-protocol mcproto store}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cc=${CC:-clang}
@@ -24,7 +24,7 @@ out=${FUZZ_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/kvfuzz.XXXXXX")}
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE"
 
 case $dur in
-''|*[!0-9]*) echo "usage: run.sh DURATION [protocol|store ...]" >&2; exit 2 ;;
+''|*[!0-9]*) echo "usage: run.sh DURATION [protocol|mcproto|store ...]" >&2; exit 2 ;;
 esac
 mkdir -p "$out" || exit 2
 # The sources include config.h only for PACKAGE_VERSION.
@@ -34,8 +34,9 @@ build() {
 	extra=
 	case $1 in
 	protocol) srcs="src/protocol.c src/buf.c src/log.c" ;;
+	mcproto) srcs="src/mcparse.c" ;;
 	store) srcs="src/store.c src/items.c src/alloc.c src/accounts.c
-		    src/peers.c src/recover.c src/check.c src/stats.c
+		    src/peers.c src/recover.c src/check.c src/stats.c src/conns.c
 		    src/lock.c src/log.c src/buf.c"
 		# The checker's walk runs for every input: without coverage
 		# callbacks in it the target is ~10 times faster.
@@ -72,7 +73,7 @@ for t in $targets; do
 		status=1
 		echo "fuzz_$t: FAILED (exit $rc) after ${execs:-?} execs;" \
 		    "log $out/$t.log"
-		grep -E 'ERROR|SUMMARY|fuzz_(store|protocol):|artifact' \
+		grep -E 'ERROR|SUMMARY|fuzz_(store|protocol|mcproto):|artifact' \
 		    "$out/$t.log" | head -20
 	fi
 done

@@ -1,0 +1,465 @@
+/*
+ * conn.c - the connection core (conn.h): the socket, the buffers and the
+ * deadlines of one client connection.
+ *
+ * Sockets are non-blocking, and the core never waits on one peer for longer
+ * than a deadline:
+ *   - a request half sent may take -T seconds from its first byte (a line
+ *     trickled a byte at a time ends all the same);
+ *   - replies not taken: the output queue is bounded (CONN_OUT_MAX); past
+ *     it the core stops reading that connection, so a client that pipelines
+ *     and never reads is held back by its own socket, and when it has taken
+ *     nothing for -T seconds it is dropped;
+ *   - idle: -t seconds on the native listener, -W on the memcached one
+ *     (none by default, as memcached);
+ *   - login: -L seconds from the connect.
+ * On SIGTERM the client is told, in its protocol, and what is queued gets
+ * the write deadline to go out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "store.h"
+
+#define READ_CHUNK	(64 * 1024)
+
+volatile sig_atomic_t conn_stop;
+
+const char *
+conn_line(enum conn_proto proto, enum conn_event ev)
+{
+	return proto == PROTO_MEMCACHED ? mc_lines[ev] : native_lines[ev];
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl != -1 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* "127.0.0.1 port 5000" -> "127.0.0.1": limits count per address. */
+static void
+peer_address(const char *peer, char *out, size_t n)
+{
+	const char *sp = strstr(peer, " port ");
+
+	snprintf(out, n, "%.*s", sp ? (int)(sp - peer) : (int)strlen(peer),
+	    peer);
+}
+
+static int
+method(const char *p, size_t len, size_t *mlen)
+{
+	static const char *const methods[] = { "GET", "POST", "PUT", "DELETE",
+	    "HEAD", "OPTIONS", "PATCH", "CONNECT" };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		n = strlen(methods[i]);
+		if (len > n && memcmp(p, methods[i], n) == 0 && p[n] == ' ') {
+			*mlen = n;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Is the complete line at p an HTTP request line ("GET /x HTTP/1.1"), or,
+ * before login, a header a browser sends ("Host: ...") or a POST?  A web
+ * page can make a browser send those to any port on the loopback; no
+ * kvstore or memcached request looks like them (verbs are lowercase), and
+ * "put /index HTTP/1.1" stays a valid put.
+ */
+int
+conn_http_line(const char *p, size_t avail, int logged_in)
+{
+	const char *lf = memchr(p, '\n', avail), *sp;
+	size_t len, m;
+
+	if (lf == NULL)
+		return 0;
+	len = (size_t)(lf - p);
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	if (!logged_in && ((len >= 5 && strncasecmp(p, "Host:", 5) == 0) ||
+	    (len >= 5 && memcmp(p, "POST ", 5) == 0)))
+		return 1;
+	if (!method(p, len, &m) || m + 1 >= len)
+		return 0;
+	/* METHOD SP target SP "HTTP/1." digit */
+	if ((sp = memchr(p + m + 1, ' ', len - m - 1)) == NULL ||
+	    sp == p + m + 1)
+		return 0;
+	len -= (size_t)(sp + 1 - p);
+	return len == 8 && memcmp(sp + 1, "HTTP/1.", 7) == 0 &&
+	    sp[8] >= '0' && sp[8] <= '9';
+}
+
+/* A cross-protocol request: close at once, say nothing, log it. */
+int
+conn_refuse_http(struct conn *c)
+{
+	if (!conn_http_line(buf_head(&c->ib), buf_avail(&c->ib),
+	    c->cl.user != 0 && c->requests > 0))
+		return 0;
+	log_warnx("refused: %s: an HTTP request on a %s listener "
+	    "(a web page's cross-protocol request?)", c->peer,
+	    c->proto == PROTO_MEMCACHED ? "memcached" : "kvstore");
+	buf_reset(&c->ib);
+	c->closing = 1;
+	return 1;
+}
+
+/* Queue a line of the server's own; NULL in the table: say nothing. */
+static void
+say(struct conn *c, enum conn_event ev)
+{
+	const char *line = conn_line(c->proto, ev);
+
+	if (line != NULL) {
+		buf_appendstr(&c->ob, line);
+		buf_append(&c->ob, "\r\n", 2);
+	}
+}
+
+/*
+ * Set a connection up and take its place under the per-address limits.
+ * -1 when it may not be served: the refusal is queued in c->ob, for the
+ * caller to send (conn_serve() does) before closing.
+ */
+int
+conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
+    int in, int out, const char *peer)
+{
+	char addr[64];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	c->proto = proto;
+	c->in = in;
+	c->out = out;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	cmd_init(&c->cl, cfg->store, &cfg->policy, c->peer);
+	if (proto == PROTO_MEMCACHED && cfg->bound_user != NULL &&
+	    cmd_bind(&c->cl, cfg->bound_user) != CR_OK) {
+		log_warnx("cannot act as user %s", cfg->bound_user);
+		return -1;
+	}
+	peer_address(c->peer, addr, sizeof(addr));
+	rc = store_conn_claim(cfg->store, addr, c->cl.user != 0,
+	    cfg->per_addr, cfg->per_addr_prelogin, &c->limit_slot);
+	c->counted_login = c->cl.user != 0;
+	if (rc == STORE_CONN_ADDR) {
+		log_warnx("limit: %s: %u connections from this address (-H %u)",
+		    addr, cfg->per_addr, cfg->per_addr);
+		say(c, EV_BUSY_ADDR);
+		c->closing = 1;
+		return -1;
+	}
+	if (rc == STORE_CONN_PRELOGIN) {
+		log_warnx("limit: %s: %u connections not logged in from this "
+		    "address (-U %u)", addr, cfg->per_addr_prelogin,
+		    cfg->per_addr_prelogin);
+		say(c, EV_BUSY_PRELOGIN);
+		c->closing = 1;
+		return -1;
+	}
+	return 0;
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c->cl.verb != NULL)
+		cmd_end(&c->cl);	/* a request cut off: audit what it did */
+	store_conn_release(c->cfg->store, c->limit_slot);
+	c->limit_slot = 0;
+	buf_free(&c->ib);
+	buf_free(&c->ob);
+}
+
+int
+conn_drop_garbage(struct conn *c)
+{
+	const char *lf;
+	size_t n;
+
+	if (c->discard > 0) {
+		n = buf_avail(&c->ib) < c->discard ? buf_avail(&c->ib) :
+		    (size_t)c->discard;
+		buf_consume(&c->ib, n);
+		c->discard -= n;
+		if (c->discard > 0)
+			return 1;
+	}
+	if (c->skip_line) {
+		lf = memchr(buf_head(&c->ib), '\n', buf_avail(&c->ib));
+		if (lf == NULL) {
+			buf_reset(&c->ib);
+			return 1;
+		}
+		buf_consume(&c->ib, (size_t)(lf - buf_head(&c->ib)) + 1);
+		c->skip_line = 0;
+	}
+	return 0;
+}
+
+/* Write what the socket takes now: 1 progress, 0 none, -1 gone. */
+static int
+write_some(struct conn *c)
+{
+	ssize_t n;
+	int progress = 0;
+
+	while (buf_avail(&c->ob) > 0) {
+		n = write(c->out, buf_head(&c->ob), buf_avail(&c->ob));
+		if (n > 0) {
+			buf_consume(&c->ob, (size_t)n);
+			progress = 1;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		return -1;
+	}
+	if (buf_avail(&c->ob) == 0)
+		buf_reset(&c->ob);
+	return progress;
+}
+
+/* Read what has come: 1 bytes, 0 none now, -1 end of input or error. */
+static int
+read_some(struct conn *c)
+{
+	ssize_t n;
+
+	buf_reserve(&c->ib, READ_CHUNK);
+	n = read(c->in, c->ib.data + c->ib.len, c->ib.cap - c->ib.len);
+	if (n > 0) {
+		c->ib.len += (size_t)n;
+		return 1;
+	}
+	if (n == -1 && (errno == EINTR || errno == EAGAIN ||
+	    errno == EWOULDBLOCK))
+		return 0;
+	return -1;
+}
+
+/*
+ * The front-end's turn: 0 all complete requests answered, 1 it stopped with
+ * more to answer because the output bound was reached, -1 drop.
+ */
+static int
+batch(struct conn *c)
+{
+	int rc = c->proto == PROTO_MEMCACHED ? mc_batch(c) : native_batch(c);
+
+	if (!c->counted_login && c->cl.user != 0) {
+		store_conn_login(c->cfg->store, c->limit_slot);
+		c->counted_login = 1;
+	}
+	return rc;
+}
+
+/* Milliseconds until a deadline at `at' (0: none), clamped into *wait. */
+static void
+nearest(uint64_t at, uint64_t now, int *wait)
+{
+	int left;
+
+	if (at == 0)
+		return;
+	left = at > now ? (int)(at - now) : 0;
+	if (*wait < 0 || left < *wait)
+		*wait = left;
+}
+
+/* Send our end first, and read what has come, so a close is not a reset. */
+static void
+linger(struct conn *c)
+{
+	char junk[4096];
+	int n;
+
+	if (shutdown(c->out, SHUT_WR) == -1)
+		return;		/* not a socket: inetd's pipes, say */
+	for (n = 0; n < 16 && recv(c->in, junk, sizeof(junk), MSG_DONTWAIT) > 0;
+	    n++)
+		;
+}
+
+/*
+ * Serve one connection to its end in this process.  Returns 0 at a close
+ * the protocol asked for or the peer made, -1 when the connection was
+ * dropped (a deadline, an error).
+ */
+int
+conn_serve(struct conn *c)
+{
+	const struct conn_config *cfg = c->cfg;
+	uint64_t T = (uint64_t)cfg->partial_timeout * 1000;
+	uint64_t idle = (uint64_t)(c->proto == PROTO_MEMCACHED ?
+	    cfg->mc_idle_timeout : cfg->idle_timeout) * 1000;
+	uint64_t now, login_by, partial_since = 0, write_since = 0, idle_since;
+	uint64_t answered;
+	size_t queued;
+	struct pollfd pfd[2];
+	int wait, np, rc = 0, stopped = 0, pending, more = 0, r;
+
+	nonblocking(c->in);
+	if (c->out != c->in)
+		nonblocking(c->out);
+	now = mono_ms();
+	login_by = cfg->login_timeout > 0 ?
+	    now + (uint64_t)cfg->login_timeout * 1000 : 0;
+	idle_since = now;
+	for (;;) {
+		/* Answer what has come, as far as the output bound allows. */
+		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX) {
+			more = 0;
+		}
+		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX &&
+		    buf_avail(&c->ib) > 0) {
+			answered = c->requests;
+			queued = buf_avail(&c->ob);
+			if ((more = batch(c)) == -1) {
+				rc = -1;
+				break;
+			}
+			/* A request answered: what follows has a deadline of
+			 * its own. */
+			if (c->requests != answered ||
+			    buf_avail(&c->ob) > queued)
+				partial_since = 0;
+		}
+		if (conn_stop && !stopped) {
+			stopped = 1;
+			say(c, EV_SHUTDOWN);
+			c->closing = 1;
+		}
+		now = mono_ms();
+		if (buf_avail(&c->ob) > 0) {
+			if ((r = write_some(c)) == -1) {
+				rc = -1;
+				break;
+			}
+			if (r == 1)
+				idle_since = now;
+			if (r == 1 || write_since == 0)
+				write_since = now;
+		}
+		if (buf_avail(&c->ob) == 0) {
+			write_since = 0;
+			/* Closing, or all answered and the peer will say no
+			 * more. */
+			if (c->closing || (c->eof && !more))
+				break;
+		}
+		pending = buf_avail(&c->ib) > 0 || c->discard || c->skip_line;
+		if (!pending)
+			partial_since = 0;
+		else if (partial_since == 0)
+			partial_since = now;
+
+		/* The deadlines, each said in the listener's protocol. */
+		if (write_since != 0 && T > 0 && now - write_since >= T) {
+			log_info("timeout: %s: replies not read after %d s",
+			    c->peer, cfg->partial_timeout);
+			rc = -1;
+			break;
+		}
+		if (!c->closing && !c->eof && !more) {
+			if (pending && T > 0 && now - partial_since >= T) {
+				say(c, EV_TIMEOUT_PARTIAL);
+				log_info("timeout: %s: request unfinished after "
+				    "%d s", c->peer, cfg->partial_timeout);
+				c->closing = 1;
+				continue;
+			}
+			if (c->cl.user == 0 && login_by != 0 && now >= login_by) {
+				say(c, EV_TIMEOUT_LOGIN);
+				log_info("timeout: %s: no login after %d s",
+				    c->peer, cfg->login_timeout);
+				c->closing = 1;
+				continue;
+			}
+			if (idle > 0 && !pending && buf_avail(&c->ob) == 0 &&
+			    now - idle_since >= idle) {
+				say(c, EV_TIMEOUT_IDLE);
+				log_info("timeout: %s after %d s", c->peer,
+				    (int)(idle / 1000));
+				c->closing = 1;
+				continue;
+			}
+		}
+
+		wait = -1;
+		np = 0;
+		if (!c->closing && !c->eof && !more &&
+		    buf_avail(&c->ob) < CONN_OUT_MAX) {
+			pfd[np].fd = c->in;
+			pfd[np++].events = POLLIN;
+			if (pending && T > 0)
+				nearest(partial_since + T, now, &wait);
+			if (c->cl.user == 0)
+				nearest(login_by, now, &wait);
+			if (idle > 0 && !pending && buf_avail(&c->ob) == 0)
+				nearest(idle_since + idle, now, &wait);
+		}
+		if (buf_avail(&c->ob) > 0) {
+			if (np == 1 && c->out == c->in)
+				pfd[0].events |= POLLOUT;
+			else {
+				pfd[np].fd = c->out;
+				pfd[np++].events = POLLOUT;
+			}
+			if (T > 0)
+				nearest(write_since + T, now, &wait);
+		}
+		if (np == 0) {
+			if (more)
+				continue;	/* room again: answer the rest */
+			break;		/* nothing to read, write or wait for */
+		}
+		pfd[0].revents = 0;
+		if (poll(pfd, (nfds_t)np, wait) == -1 && errno != EINTR) {
+			rc = -1;
+			break;
+		}
+		if (pfd[0].fd == c->in && (pfd[0].events & POLLIN) &&
+		    (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if ((r = read_some(c)) == -1)
+				c->eof = 1;
+			else if (r == 1)
+				idle_since = now;
+		}
+	}
+	if (rc == 0)
+		linger(c);
+	return rc;
+}

@@ -1,0 +1,107 @@
+/*
+ * conns.c - connections counted per client address, shared by every process
+ * that serves one, so that the per-address limits (kvstored -H, -U) hold
+ * whichever process accepted: a spare child, the master's fork, an event
+ * worker, or inetd's child with no master at all.
+ *
+ * Lock-free: a connection claims a free entry with one compare-and-swap,
+ * then counts the entries of its address, itself included; over a limit it
+ * gives its entry back and is refused.  Two connections racing for the last
+ * place may both be refused, never both admitted.  An entry names the
+ * serving process; one whose process is gone (killed, say) is cleared by
+ * whoever counts it next, so a SIGKILL gives its count back.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_impl.h"
+
+static inline struct kv_conn *
+conns(struct store *st)
+{
+	return (struct kv_conn *)(st->base + st->hdr->off_conns);
+}
+
+/* FNV-1a of the address text; never 0, so that 0 can mean free. */
+static uint64_t
+addr_key(const char *addr)
+{
+	uint32_t h = 2166136261U;
+
+	for (; *addr != '\0'; addr++)
+		h = (h ^ (unsigned char)*addr) * 16777619U;
+	return (uint64_t)(h | 1) << 32;
+}
+
+static int
+process_gone(uint32_t pid)
+{
+	return pid != 0 && kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+int
+store_conn_claim(struct store *st, const char *addr, int logged_in,
+    unsigned per_addr, unsigned per_prelogin, uint32_t *slot)
+{
+	struct kv_conn *t = conns(st);
+	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), i, at, mine;
+	uint64_t key = addr_key(addr), me = key | pid, w, zero;
+	unsigned total = 0, waiting = 0;
+
+	*slot = 0;
+	if (per_addr == 0 && per_prelogin == 0)
+		return STORE_CONN_OK;
+	mine = n;
+	for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
+		zero = 0;
+		if (LOAD(&t[at].who) == 0 && CAS(&t[at].who, zero, me)) {
+			STORE(&t[at].logged_in, (uint32_t)(logged_in != 0));
+			mine = at;
+			break;
+		}
+	}
+	if (mine == n)
+		return STORE_CONN_OK;	/* more connections than processes? */
+	for (i = 0; i < n; i++) {
+		w = LOAD(&t[i].who);
+		if ((w & ~0xffffffffULL) != key)
+			continue;
+		if (i != mine && process_gone((uint32_t)w)) {
+			CAS(&t[i].who, w, 0);
+			continue;
+		}
+		total++;
+		if (i == mine ? !logged_in : !LOAD(&t[i].logged_in))
+			waiting++;
+	}
+	*slot = mine + 1;
+	if (per_addr > 0 && total > per_addr) {
+		store_conn_release(st, *slot);
+		*slot = 0;
+		return STORE_CONN_ADDR;
+	}
+	if (!logged_in && per_prelogin > 0 && waiting > per_prelogin) {
+		store_conn_release(st, *slot);
+		*slot = 0;
+		return STORE_CONN_PRELOGIN;
+	}
+	return STORE_CONN_OK;
+}
+
+void
+store_conn_login(struct store *st, uint32_t slot)
+{
+	if (slot != 0 && slot <= st->hdr->nconns)
+		STORE(&conns(st)[slot - 1].logged_in, 1);
+}
+
+void
+store_conn_release(struct store *st, uint32_t slot)
+{
+	if (slot == 0 || slot > st->hdr->nconns)
+		return;
+	STORE(&conns(st)[slot - 1].logged_in, 0);
+	STORE(&conns(st)[slot - 1].who, 0);
+}

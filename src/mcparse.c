@@ -1,0 +1,471 @@
+/*
+ * mcparse.c - memcached's text protocol, parsed (mcparse.h).
+ *
+ * Token counts, limits and error lines follow memcached 1.6's proto_text.c,
+ * so that memcached's clients and conformance tools cannot tell the
+ * difference where it matters; kvstore-memcached(7) lists the few places
+ * where kvstore is stricter.  The parser never reads past the buffer and
+ * never asks for more than it has checked: a data block is waited for only
+ * after its length passed the value limit (a longer one is dropped as it
+ * streams in), a line is at most MC_LINE_MAX bytes, except a retrieval
+ * line, which is handed over key by key as it arrives.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "kvstore.h"
+#include "mcparse.h"
+
+#define MC_TOKENS	8	/* kept per line; no command takes more than 7 */
+
+struct token {
+	const char	*p;
+	size_t		 len;
+};
+
+/* Split on spaces, as memcached does; returns the count, storing at most max. */
+static size_t
+tokenize(const char *p, size_t len, struct token *t, size_t max)
+{
+	size_t i = 0, n = 0, start;
+
+	while (i < len) {
+		while (i < len && p[i] == ' ')
+			i++;
+		if (i == len)
+			break;
+		start = i;
+		while (i < len && p[i] != ' ')
+			i++;
+		if (n < max) {
+			t[n].p = p + start;
+			t[n].len = i - start;
+		}
+		n++;
+	}
+	return n;
+}
+
+static int
+tok_is(const struct token *t, const char *word)
+{
+	size_t n = strlen(word);
+
+	return t->len == n && memcmp(t->p, word, n) == 0;
+}
+
+/*
+ * 1 to 250 bytes, no space (a token has none), NUL, CR or LF: the bytes that
+ * would cut or end memcached's line.  Other control bytes pass, as they do
+ * in memcached: memcaslap's keys start with eight bytes of 0x10 and up.
+ */
+int
+mc_key_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > KV_KEY_MAX)
+		return 0;
+	return memchr(p, '\0', len) == NULL && memchr(p, '\r', len) == NULL &&
+	    memchr(p, '\n', len) == NULL;
+}
+
+static int
+parse_u64(const struct token *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (t->len == 0 || t->len > 20)
+		return 0;
+	for (i = 0; i < t->len; i++) {
+		unsigned d = (unsigned char)t->p[i] - '0';
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 1;
+}
+
+static int
+parse_u32(const struct token *t, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!parse_u64(t, &v) || v > UINT32_MAX)
+		return 0;
+	*out = (uint32_t)v;
+	return 1;
+}
+
+static int
+parse_i32(const struct token *t, int32_t *out)
+{
+	struct token digits = *t;
+	uint64_t v;
+	int neg = 0;
+
+	if (digits.len > 0 && digits.p[0] == '-') {
+		neg = 1;
+		digits.p++;
+		digits.len--;
+	}
+	if (!parse_u64(&digits, &v) || v > (uint64_t)INT32_MAX + neg)
+		return 0;
+	*out = neg ? (int32_t)(-(int64_t)v) : (int32_t)v;
+	return 1;
+}
+
+static const struct {
+	const char	*name;
+	enum mc_verb	 verb;
+} verbs[] = {
+	{ "get", MV_GET }, { "gets", MV_GETS }, { "gat", MV_GAT },
+	{ "gats", MV_GATS }, { "set", MV_SET }, { "add", MV_ADD },
+	{ "replace", MV_REPLACE }, { "append", MV_APPEND },
+	{ "prepend", MV_PREPEND }, { "cas", MV_CAS },
+	{ "delete", MV_DELETE }, { "incr", MV_INCR }, { "decr", MV_DECR },
+	{ "touch", MV_TOUCH }, { "flush_all", MV_FLUSH_ALL },
+	{ "verbosity", MV_VERBOSITY }, { "stats", MV_STATS },
+	{ "version", MV_VERSION }, { "quit", MV_QUIT },
+};
+
+static enum mc_verb
+verb_of(const struct token *t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (tok_is(t, verbs[i].name))
+			return verbs[i].verb;
+	return MV_NONE;
+}
+
+static int
+is_retrieval(enum mc_verb v)
+{
+	return v == MV_GET || v == MV_GETS || v == MV_GAT || v == MV_GATS;
+}
+
+static int
+is_touching(enum mc_verb v)
+{
+	return v == MV_GAT || v == MV_GATS;
+}
+
+static int
+error(struct mc_request *r, const char *line, int always)
+{
+	r->error = line;
+	r->error_always = always;
+	return MCP_ERROR;
+}
+
+/* Drop the rest of a line: through lf, or up to a line feed still to come. */
+static void
+skip_rest(struct mc_request *r, const char *p, size_t avail, const char *lf)
+{
+	if (lf != NULL)
+		r->consumed = (size_t)(lf - p) + 1;
+	else {
+		r->consumed = avail;
+		r->skip_line = 1;
+	}
+}
+
+/* ---- retrieval lines ------------------------------------------------------ */
+
+/* The next key of the line in progress, its end, or a wait for more. */
+static int
+next_key(struct mc_parser *ps, const char *p, size_t avail,
+    struct mc_request *r)
+{
+	const char *lf, *end, *q, *tok;
+
+	r->verb = ps->get_verb;
+	lf = memchr(p, '\n', avail);
+	end = lf != NULL ? lf : p + avail;
+	if (lf != NULL && end > p && end[-1] == '\r')
+		end--;
+	for (q = p; q < end && *q == ' '; q++)
+		;
+	if (q == end) {
+		if (lf == NULL) {
+			r->consumed = (size_t)(q - p);
+			return MCP_MORE;
+		}
+		r->consumed = (size_t)(lf - p) + 1;
+		r->ntokens = ps->get_tokens;
+		ps->in_get = 0;
+		return MCP_END;
+	}
+	tok = q;
+	while (q < end && *q != ' ')
+		q++;
+	if (q == end && lf == NULL) {
+		/* A key still arriving; its CR may be in it. */
+		if ((size_t)(q - tok) > KV_KEY_MAX + 1)
+			goto bad;
+		r->consumed = (size_t)(tok - p);
+		return MCP_MORE;
+	}
+	if (!mc_key_ok(tok, (size_t)(q - tok)))
+		goto bad;
+	ps->get_tokens++;
+	r->key = tok;
+	r->klen = (size_t)(q - tok);
+	r->consumed = (size_t)(q - p);
+	return MCP_KEY;
+bad:
+	ps->in_get = 0;
+	r->error = "CLIENT_ERROR bad command line format";
+	r->error_always = 1;
+	skip_rest(r, p, avail, lf);
+	return MCP_GET_ERROR;
+}
+
+/*
+ * Can an unfinished retrieval line start?  Once its verb is complete (and
+ * gat's exptime, which a line longer than any command may never finish).
+ */
+static int
+retrieval_ready(const struct token *t, size_t nt, const char *p, size_t len)
+{
+	const struct token *last = is_touching(verb_of(&t[0])) ? &t[1] : &t[0];
+
+	if (len > MC_LINE_MAX)
+		return 1;
+	if (is_touching(verb_of(&t[0])) && nt < 2)
+		return 0;
+	return last->p + last->len < p + len;
+}
+
+/*
+ * A retrieval line's start: its verb (and gat's exptime) are here, its keys
+ * may still be arriving.  len: the line so far, without its CRLF; lf: its
+ * line feed, NULL while it is incomplete.
+ */
+static int
+get_start(struct mc_parser *ps, const char *p, size_t avail, size_t len,
+    const char *lf, struct mc_request *r)
+{
+	struct token t[2];
+	size_t nt = tokenize(p, len, t, 2);
+
+	r->verb = verb_of(&t[0]);
+	r->consumed = (size_t)(t[0].p + t[0].len - p);
+	ps->get_tokens = 0;
+	if (is_touching(r->verb) && nt >= 2) {
+		/* An exptime still arriving is longer than any number. */
+		if ((lf == NULL && t[1].p + t[1].len == p + len) ||
+		    !parse_i32(&t[1], &r->exptime)) {
+			r->consumed = 0;
+			skip_rest(r, p, avail, lf);
+			return error(r, "CLIENT_ERROR invalid exptime argument",
+			    1);
+		}
+		ps->get_tokens = 1;
+		r->consumed = (size_t)(t[1].p + t[1].len - p);
+	}
+	ps->in_get = 1;
+	ps->get_verb = r->verb;
+	return MCP_REQUEST;
+}
+
+/* ---- storage and credentials ---------------------------------------------- */
+
+/*
+ * "<verb> <key> <flags> <exptime> <bytes> [<cas>] [noreply]" then the data
+ * and CRLF.  Nothing is consumed until the data is all there.
+ */
+static int
+storage(const char *p, size_t avail, size_t used, const struct token *t,
+    size_t nt, const struct mc_limits *lim, struct mc_request *r)
+{
+	size_t want = r->verb == MV_CAS ? 6 : 5;
+	int32_t vlen;
+
+	r->consumed = used;
+	if (nt != want && nt != want + 1)
+		return error(r, "ERROR", 1);
+	r->noreply = tok_is(&t[nt - 1], "noreply");
+	if (!mc_key_ok(t[1].p, t[1].len) || !parse_u32(&t[2], &r->flags) ||
+	    !parse_i32(&t[3], &r->exptime) || !parse_i32(&t[4], &vlen) ||
+	    (r->verb == MV_CAS && !parse_u64(&t[5], &r->cas)) || vlen < 0 ||
+	    vlen > INT_MAX - 2)
+		/* As memcached: the data, if any, is read as a command. */
+		return error(r, "CLIENT_ERROR bad command line format", 0);
+	r->key = t[1].p;
+	r->klen = t[1].len;
+	r->vlen = (uint32_t)vlen;
+	if (r->vlen > lim->value_max) {
+		r->too_large = 1;
+		r->discard = (uint64_t)r->vlen + 2;
+		return MCP_REQUEST;
+	}
+	if (avail - used < (size_t)r->vlen + 2) {
+		r->consumed = 0;
+		return MCP_MORE;
+	}
+	r->data = p + used;
+	r->bad_chunk = r->data[r->vlen] != '\r' || r->data[r->vlen + 1] != '\n';
+	r->consumed = used + r->vlen + 2;
+	return MCP_REQUEST;
+}
+
+/*
+ * Before login only memcached -Y's "set <any> <any> <any> <n>" with
+ * "user[:store] secret" as its data counts; anything else is MV_UNAUTH.
+ */
+static int
+credentials(const char *p, size_t avail, size_t used, const struct token *t,
+    size_t nt, struct mc_request *r)
+{
+	struct token cred[3];
+	uint32_t size;
+
+	r->consumed = used;
+	if (nt < 5 || !tok_is(&t[0], "set") || !parse_u32(&t[4], &size)) {
+		r->verb = MV_UNAUTH;
+		return MCP_REQUEST;
+	}
+	r->verb = MV_AUTH;
+	if (size > MC_AUTH_MAX) {
+		/* Not credentials: drop them as they stream in. */
+		r->too_large = 1;
+		r->discard = (uint64_t)size + 2;
+		return MCP_REQUEST;
+	}
+	if (avail - used < (size_t)size + 2) {
+		r->consumed = 0;
+		return MCP_MORE;
+	}
+	r->consumed = used + size + 2;
+	if (p[used + size] != '\r' || p[used + size + 1] != '\n')
+		return error(r, "CLIENT_ERROR bad command line termination", 1);
+	if (tokenize(p + used, size, cred, 3) != 2)
+		return error(r, "CLIENT_ERROR bad authentication token format",
+		    1);
+	r->key = cred[0].p;
+	r->klen = cred[0].len;
+	r->data = cred[1].p;
+	r->vlen = (uint32_t)cred[1].len;
+	return MCP_REQUEST;
+}
+
+/* ---- the other commands --------------------------------------------------- */
+
+static int
+command(const struct token *t, size_t nt, struct mc_request *r)
+{
+	int zero;
+
+	switch (r->verb) {
+	case MV_DELETE:
+		if (nt < 2 || nt > 4)
+			return error(r, "ERROR", 1);
+		if (nt > 2) {
+			/* "delete <key> 0" is an old form memcached takes. */
+			zero = tok_is(&t[2], "0");
+			r->noreply = tok_is(&t[nt - 1], "noreply");
+			if (!((nt == 3 && (zero || r->noreply)) ||
+			    (nt == 4 && zero && r->noreply)))
+				return error(r, "CLIENT_ERROR bad command line "
+				    "format.  Usage: delete <key> [noreply]", 0);
+		}
+		break;
+	case MV_INCR:
+	case MV_DECR:
+	case MV_TOUCH:
+		if (nt != 3 && nt != 4)
+			return error(r, "ERROR", 1);
+		r->noreply = tok_is(&t[nt - 1], "noreply");
+		break;
+	case MV_FLUSH_ALL:
+		if (nt > 3)
+			return error(r, "ERROR", 1);
+		r->noreply = tok_is(&t[nt - 1], "noreply");
+		if (nt != (r->noreply ? 2u : 1u) &&
+		    !parse_i32(&t[1], &r->exptime))
+			return error(r, "CLIENT_ERROR invalid exptime argument",
+			    0);
+		return MCP_REQUEST;
+	case MV_VERBOSITY:
+		if (nt != 2 && nt != 3)
+			return error(r, "ERROR", 1);
+		r->noreply = tok_is(&t[nt - 1], "noreply");
+		if (!parse_u32(&t[1], &r->flags))
+			return error(r, "CLIENT_ERROR bad command line format",
+			    0);
+		return MCP_REQUEST;
+	case MV_STATS:
+		/* No sub-statistics; "stats noreply" is an error too. */
+		if (nt != 1)
+			return error(r, "ERROR", 1);
+		return MCP_REQUEST;
+	case MV_VERSION:
+	case MV_QUIT:
+		return MCP_REQUEST;
+	default:
+		return error(r, "ERROR", 1);
+	}
+	/* delete, incr, decr, touch: a key, then a number for the last three. */
+	if (!mc_key_ok(t[1].p, t[1].len))
+		return error(r, "CLIENT_ERROR bad command line format", 0);
+	r->key = t[1].p;
+	r->klen = t[1].len;
+	if ((r->verb == MV_INCR || r->verb == MV_DECR) &&
+	    !parse_u64(&t[2], &r->delta))
+		return error(r, "CLIENT_ERROR invalid numeric delta argument",
+		    0);
+	if (r->verb == MV_TOUCH && !parse_i32(&t[2], &r->exptime))
+		return error(r, "CLIENT_ERROR invalid exptime argument", 0);
+	return MCP_REQUEST;
+}
+
+int
+mc_parse(struct mc_parser *ps, const char *p, size_t avail,
+    const struct mc_limits *lim, struct mc_request *r)
+{
+	struct token t[MC_TOKENS];
+	const char *lf;
+	size_t len, nt, used;
+
+	memset(r, 0, sizeof(*r));
+	if (ps->in_get)
+		return next_key(ps, p, avail, r);
+	lf = memchr(p, '\n', avail);
+	len = lf != NULL ? (size_t)(lf - p) : avail;
+	if (lf != NULL && len > 0 && p[len - 1] == '\r')
+		len--;
+	nt = tokenize(p, len, t, MC_TOKENS);
+	/* A retrieval line is answered key by key from its first key on. */
+	if (lim->logged_in && nt > 0 && is_retrieval(verb_of(&t[0])) &&
+	    (lf != NULL || retrieval_ready(t, nt, p, len)))
+		return get_start(ps, p, avail, len, lf, r);
+	if (lf == NULL && avail <= MC_LINE_MAX)
+		return MCP_MORE;
+	if (lf == NULL || len > MC_LINE_MAX) {
+		/* memcached closes here too: no command line is this long. */
+		r->error = "CLIENT_ERROR line too long";
+		r->error_always = 1;
+		r->consumed = avail;
+		return MCP_CLOSE;
+	}
+	used = (size_t)(lf - p) + 1;
+	if (!lim->logged_in)
+		return credentials(p, avail, used, t, nt, r);
+	if (nt == 0 || t[0].len < 2) {
+		r->consumed = used;
+		return error(r, "ERROR", 1);
+	}
+	r->verb = verb_of(&t[0]);
+	switch (r->verb) {
+	case MV_SET: case MV_ADD: case MV_REPLACE: case MV_APPEND:
+	case MV_PREPEND: case MV_CAS:
+		return storage(p, avail, used, t, nt, lim, r);
+	default:
+		r->consumed = used;
+		return command(t, nt, r);
+	}
+}

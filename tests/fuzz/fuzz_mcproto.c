@@ -1,0 +1,227 @@
+/*
+ * fuzz_mcproto.c - libFuzzer target for the memcached parser (mcparse.c).
+ *
+ * mc_parse() is fed the input as the front-end feeds it: request after
+ * request, consuming what it says, dropping what a refusal says to drop
+ * (data as it streams in, the rest of a line), key by key through long
+ * retrieval lines, until it needs more bytes.  The first byte chooses
+ * whether the connection starts logged in; a credentials set logs it in.
+ * Beyond "no crash, no sanitizer report", each call is held to the
+ * parser's contract:
+ *   - consumed <= what it was given, and every answer but MCP_MORE makes
+ *     progress (or says to skip the rest of a line);
+ *   - keys, data and credentials lie inside the input; a key is 1 to 250
+ *     bytes with no NUL, CR or LF; data is value_max bytes at most, and is
+ *     followed by two bytes of input; a longer block is marked too large
+ *     and dropped, never handed over;
+ *   - KEY and END only inside a retrieval line, REQUEST never inside one;
+ *   - every error line is one of memcached's three kinds.
+ * A second check builds "set <key> 0 0 <n>" from the input's bytes and
+ * requires the parser to hand back the same key and data.
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Isrc \
+ *       tests/fuzz/fuzz_mcproto.c src/mcparse.c
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvstore.h"
+#include "mcparse.h"
+
+#define VALUE_MAX	4096
+
+#define REQUIRE(c) do { if (!(c)) { \
+	fprintf(stderr, "fuzz_mcproto: %s:%d: %s\n", __FILE__, __LINE__, #c); \
+	abort(); } } while (0)
+
+static int
+inside(const char *p, size_t n, const char *lo, size_t len)
+{
+	return p >= lo && p <= lo + len && n <= (size_t)(lo + len - p);
+}
+
+static void
+check_error(const struct mc_request *r)
+{
+	REQUIRE(r->error != NULL);
+	REQUIRE(strcmp(r->error, "ERROR") == 0 ||
+	    strncmp(r->error, "CLIENT_ERROR ", 13) == 0 ||
+	    strncmp(r->error, "SERVER_ERROR ", 13) == 0);
+}
+
+static void
+check_key(const struct mc_request *r, const char *p, size_t n)
+{
+	REQUIRE(r->key != NULL && inside(r->key, r->klen, p, n));
+	REQUIRE(mc_key_ok(r->key, r->klen));
+}
+
+static void
+check_request(const struct mc_request *r, const char *p, size_t n,
+    const struct mc_limits *lim)
+{
+	REQUIRE(r->verb > MV_NONE && r->verb <= MV_UNAUTH);
+	REQUIRE(lim->logged_in ? (r->verb != MV_AUTH && r->verb != MV_UNAUTH) :
+	    (r->verb == MV_AUTH || r->verb == MV_UNAUTH));
+	switch (r->verb) {
+	case MV_SET: case MV_ADD: case MV_REPLACE: case MV_APPEND:
+	case MV_PREPEND: case MV_CAS:
+		check_key(r, p, n);
+		if (r->too_large) {
+			REQUIRE(r->vlen > lim->value_max && r->data == NULL);
+			REQUIRE(r->discard == (uint64_t)r->vlen + 2);
+		} else {
+			REQUIRE(r->vlen <= lim->value_max);
+			REQUIRE(inside(r->data, (size_t)r->vlen + 2, p, n));
+			REQUIRE(r->consumed == (size_t)(r->data - p) + r->vlen + 2);
+		}
+		break;
+	case MV_DELETE: case MV_INCR: case MV_DECR: case MV_TOUCH:
+		check_key(r, p, n);
+		break;
+	case MV_AUTH:
+		if (!r->too_large) {
+			REQUIRE(inside(r->key, r->klen, p, n) && r->klen > 0);
+			REQUIRE(inside(r->data, r->vlen, p, n) && r->vlen > 0);
+			REQUIRE(r->vlen <= MC_AUTH_MAX);
+		} else
+			REQUIRE(r->discard > MC_AUTH_MAX + 2);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Drop what a refusal said to; 1 while the input is used up. */
+static int
+drop(const char **p, size_t *n, uint64_t *discard, int *skip)
+{
+	const char *lf;
+	size_t k;
+
+	if (*discard > 0) {
+		k = *n < *discard ? *n : (size_t)*discard;
+		*p += k;
+		*n -= k;
+		*discard -= k;
+		if (*discard > 0)
+			return 1;
+	}
+	if (*skip) {
+		if ((lf = memchr(*p, '\n', *n)) == NULL)
+			return 1;
+		*n -= (size_t)(lf - *p) + 1;
+		*p = lf + 1;
+		*skip = 0;
+	}
+	return 0;
+}
+
+static void
+run(const char *buf, size_t len)
+{
+	struct mc_parser ps;
+	struct mc_limits lim;
+	struct mc_request r;
+	const char *p = buf + 1;
+	size_t n = len - 1;
+	uint64_t discard = 0;
+	int skip = 0, st, was_in_get, steps = 0;
+
+	memset(&ps, 0, sizeof(ps));
+	lim.value_max = VALUE_MAX;
+	lim.logged_in = buf[0] & 1;
+	while (n > 0 && steps++ < 100000) {
+		if (drop(&p, &n, &discard, &skip) || n == 0)
+			break;
+		was_in_get = ps.in_get;
+		if (!lim.logged_in)
+			lim.value_max = MC_AUTH_MAX;
+		st = mc_parse(&ps, p, n, &lim, &r);
+		REQUIRE(r.consumed <= n);
+		switch (st) {
+		case MCP_MORE:
+			REQUIRE(!r.discard && !r.skip_line);
+			if (r.consumed == 0)
+				return;
+			break;
+		case MCP_REQUEST:
+			REQUIRE(!was_in_get);
+			REQUIRE(r.consumed > 0 || r.discard > 0);
+			check_request(&r, p, n, &lim);
+			if (r.verb == MV_AUTH && !r.too_large) {
+				lim.logged_in = 1;
+				lim.value_max = VALUE_MAX;
+			}
+			break;
+		case MCP_KEY:
+			REQUIRE(was_in_get && ps.in_get && r.consumed > 0);
+			check_key(&r, p, n);
+			break;
+		case MCP_END:
+			REQUIRE(was_in_get && !ps.in_get && r.consumed > 0);
+			break;
+		case MCP_GET_ERROR:
+			REQUIRE(was_in_get && !ps.in_get);
+			/* fall through */
+		case MCP_ERROR:
+		case MCP_CLOSE:
+			check_error(&r);
+			REQUIRE(r.consumed > 0 || r.skip_line);
+			if (st == MCP_CLOSE)
+				return;
+			break;
+		default:
+			REQUIRE(0);
+		}
+		discard = r.discard;
+		skip = r.skip_line;
+		p += r.consumed;
+		n -= r.consumed;
+	}
+}
+
+/* Any key and value the grammar allows comes back as it went in. */
+static void
+round_trip(const char *buf, size_t len)
+{
+	static char req[KV_KEY_MAX + VALUE_MAX + 64];
+	struct mc_parser ps;
+	struct mc_limits lim = { VALUE_MAX, 1 };
+	struct mc_request r;
+	size_t klen = len < KV_KEY_MAX ? len : KV_KEY_MAX, i, vlen, at;
+
+	if (klen == 0)
+		return;
+	for (i = 0; i < klen; i++)
+		if (buf[i] == ' ' || !mc_key_ok(buf + i, 1))
+			return;
+	vlen = len - klen > VALUE_MAX ? VALUE_MAX : len - klen;
+	at = (size_t)snprintf(req, sizeof(req), "set ");
+	memcpy(req + at, buf, klen);
+	at += klen;
+	at += (size_t)snprintf(req + at, sizeof(req) - at, " 7 0 %zu\r\n", vlen);
+	memcpy(req + at, buf + klen, vlen);
+	at += vlen;
+	memcpy(req + at, "\r\n", 2);
+	at += 2;
+	memset(&ps, 0, sizeof(ps));
+	REQUIRE(mc_parse(&ps, req, at, &lim, &r) == MCP_REQUEST);
+	REQUIRE(r.verb == MV_SET && r.flags == 7 && !r.too_large &&
+	    !r.bad_chunk);
+	REQUIRE(r.klen == klen && memcmp(r.key, buf, klen) == 0);
+	REQUIRE(r.vlen == vlen && memcmp(r.data, buf + klen, vlen) == 0);
+	REQUIRE(r.consumed == at);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size == 0)
+		return 0;
+	run((const char *)data, size);
+	round_trip((const char *)data, size);
+	return 0;
+}
