@@ -24,6 +24,20 @@
 #	KV_PORT	the port it listens on (kv_start; it binds port 0)
 #	HOME	$BATS_TEST_TMPDIR/home; the client keeps its secrets in
 #		$HOME/.kvstore/secrets/<host>,<port>,<user>
+#
+# The engine: KV_ENGINE (environment) names the kvstored engine the tests
+# run on; unset or "prefork" (the default) is today's one process per
+# connection, and kv_start passes no flag for it.  Any other value is
+# passed to every daemon kv_start starts as -e "$KV_ENGINE", and
+# KV_ENGINE_ARGS (an array: empty, or -e ENGINE) is there for tests that
+# start kvstored themselves:
+#	KV_ENGINE=event make check	(.ci/run: KV_ENGINES="prefork event")
+#
+# Cleaning up: kv_stop, from every file's teardown, runs whether the test
+# passed or failed.  It stops the daemon kv_start started last, kills
+# whatever is left of any daemon this test started (every process whose
+# argv names one of this test's segments, -s NAME: the names are unique to
+# the test, so no other process can match), and removes those segments.
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
@@ -49,6 +63,17 @@ if [[ -n ${BATS_TEST_TMPDIR-} ]]; then
 	kv_env
 fi
 
+KV_ENGINE=${KV_ENGINE:-prefork}
+KV_ENGINE_ARGS=()
+if [[ $KV_ENGINE != prefork ]]; then
+	KV_ENGINE_ARGS=(-e "$KV_ENGINE")
+fi
+export KV_ENGINE
+
+# Every segment a daemon of this test used (kv_start adds KV_SHM); kv_stop
+# cleans up after each of them.
+KV_SEGMENTS=()
+
 # kv_alive PID: true while PID runs (a zombie, exited but not yet waited
 # for, counts as gone).  Builtins only: bash reaps its background jobs at
 # any moment, and a failing command substitution would trip bats' ERR trap.
@@ -61,17 +86,19 @@ kv_alive() {
 
 # kv_start [kvstored flags...]: start the daemon in the foreground, in the
 # background of the test, on 127.0.0.1 and a free port, with a 16 MiB
-# segment, as the current user.  Later flags override these (kvstored takes
-# the last of a repeated flag).  Waits (10 s at most) for the log's start:
-# line and sets KV_PORT and KV_PID; on failure prints the log and fails.
+# segment, as the current user, on the engine KV_ENGINE names.  Later flags
+# override these (kvstored takes the last of a repeated flag).  Waits (10 s
+# at most) for the log's start: line and sets KV_PORT and KV_PID; on
+# failure prints the log and fails.
 kv_start() {
-	local i re='start: kvstored [^ ]+ listen [^ ]+ port ([0-9]+) '
+	local i rc re='start: kvstored [^ ]+ listen [^ ]+ port ([0-9]+) '
 
 	kv_env
 	: >"$KV_LOG"
+	KV_SEGMENTS+=("$KV_SHM")
 	# fd 3 is bats' own output: a background process must not hold it.
 	"$KVSTORED" -f -p 0 -l 127.0.0.1 -s "$KV_SHM" -m 16 -u "$(id -un)" \
-	    "$@" </dev/null >>"$KV_LOG" 2>&1 3>&- &
+	    "${KV_ENGINE_ARGS[@]}" "$@" </dev/null >>"$KV_LOG" 2>&1 3>&- &
 	KV_PID=$!
 	KV_PORT=
 	for ((i = 0; i < 200; i++)); do
@@ -86,8 +113,11 @@ kv_start() {
 	if kv_alive "$KV_PID"; then
 		echo "kv_start: no start: line in $KV_LOG after 10 s" >&2
 	else
-		wait "$KV_PID" 2>/dev/null
-		echo "kv_start: kvstored exited with status $?" >&2
+		# (not a bare wait: under bats' errexit its status would end
+		# the function before the log is shown)
+		rc=0
+		wait "$KV_PID" 2>/dev/null || rc=$?
+		echo "kv_start: kvstored exited with status $rc" >&2
 	fi
 	echo "--- $KV_LOG ---" >&2
 	cat "$KV_LOG" >&2
@@ -96,14 +126,16 @@ kv_start() {
 	return 1
 }
 
-# kv_stop: SIGTERM the daemon, wait for it (5 s, then SIGKILL), kill any of
-# its connection processes left behind, and remove the segment.  Safe to
-# call more than once and when kv_start was never called.
+# kv_stop: SIGTERM the daemon (KV_PID), wait for it (5 s, then SIGKILL);
+# then SIGKILL every process left that names one of this test's segments in
+# its argv (connection processes of this or of an earlier daemon of the
+# test, one whose master was killed, one started by hand with -s
+# "$KV_SHM"), and remove those segments.  Safe to call more than once, and
+# when kv_start was never called.
 kv_stop() {
-	local i kids
+	local i seg done=" "
 
 	if [[ -n ${KV_PID-} ]]; then
-		kids=$(pgrep -P "$KV_PID" 2>/dev/null || true)
 		if kv_alive "$KV_PID"; then
 			kill -TERM "$KV_PID" 2>/dev/null || true
 			for ((i = 0; i < 100; i++)); do
@@ -117,20 +149,56 @@ kv_stop() {
 			fi
 		fi
 		wait "$KV_PID" 2>/dev/null || true
-		# Only a leftover of this very server: its pid may have been
-		# reused since, so check the command line names our segment.
-		for i in $kids; do
-			tr '\0' ' ' <"/proc/$i/cmdline" 2>/dev/null |
-			    grep -q -- "-s $KV_SHM " &&
-			    kill -KILL "$i" 2>/dev/null || true
-		done
 		KV_PID=
 	fi
-	if [[ -n ${KV_SHM-} ]]; then
-		"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1 || true
-		rm -f "/dev/shm/${KV_SHM#/}"
-	fi
+	for seg in ${KV_SHM-} "${KV_SEGMENTS[@]}"; do
+		[[ -n $seg && $done != *" $seg "* ]] || continue
+		done+="$seg "
+		kv_kill_segment "$seg"
+		"$KVSTORED" -R -s "$seg" >/dev/null 2>&1 || true
+		rm -f "/dev/shm/${seg#/}"
+	done
 	return 0
+}
+
+# kv_kill_segment NAME: SIGKILL every process whose argv has -s NAME (as
+# two arguments), and wait (5 s at most) until they are gone.  Builtins
+# only, and the argv read just before the kill: a pid reused since names no
+# segment of ours.
+kv_kill_segment() {
+	local p i args left
+
+	for ((i = 0; i < 100; i++)); do
+		left=
+		for p in /proc/[0-9]*; do
+			p=${p#/proc/}
+			[[ $p == "$$" || $p == "$BASHPID" ]] && continue
+			args=()
+			{ mapfile -d '' args <"/proc/$p/cmdline"; } 2>/dev/null ||
+			    continue
+			kv_argv_has_segment "$1" "${args[@]}" || continue
+			left+=" $p"
+			kill -KILL "$p" 2>/dev/null || true
+		done
+		# (A killed process, even one nobody has reaped yet, has an
+		# empty cmdline: it drops out of the next round.)
+		[[ -z $left ]] && return 0
+		sleep 0.05
+	done
+	echo "kv_stop: still running with segment $1:$left" >&2
+	return 0
+}
+
+# kv_argv_has_segment NAME ARG...: true if the ARGs have -s NAME.
+kv_argv_has_segment() {
+	local seg=$1 prev= a
+
+	shift
+	for a in "$@"; do
+		[[ $prev == -s && $a == "$seg" ]] && return 0
+		prev=$a
+	done
+	return 1
 }
 
 # kv ARGS...: the client against the test's daemon (127.0.0.1 $KV_PORT),

@@ -126,13 +126,14 @@ need() {
 # ---- several instances, for the proxy --------------------------------------
 
 # inst_start N: another kvstored, memcached listener bound to account
-# "pool"; its memcached port goes to INST_PORTS[N].
+# "pool", on the engine KV_ENGINE names (helpers.bash); its memcached port
+# goes to INST_PORTS[N].
 inst_start() {
 	local n=$1 log=$BATS_TEST_TMPDIR/inst$1.log shm=$KV_SHM-$1 ports
 
 	: >"$log"
 	"$KVSTORED" -f -p 0 -l 127.0.0.1 -M 0 -B pool -s "$shm" -m 16 \
-	    -u "$(id -un)" </dev/null >"$log" 2>&1 3>&- &
+	    -u "$(id -un)" "${KV_ENGINE_ARGS[@]}" </dev/null >"$log" 2>&1 3>&- &
 	INST_PIDS[n]=$!
 	INST_SHMS[n]=$shm
 	ports=$(mc_log_ports "$log") || return 1

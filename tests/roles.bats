@@ -861,7 +861,7 @@ users_file_ok() {
 
 	kv_start
 	kv_session bob
-	run kv -u bob put city Kolkata
+	run -0 kv -u bob put city Kolkata
 	mkfifo "$in"
 	# script(1) gives the client a real terminal on its stdin
 	script -qfc "$KVSTORE -u alice 127.0.0.1 $KV_PORT" /dev/null \

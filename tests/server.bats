@@ -26,10 +26,10 @@ term() {
 		kv_alive "$KV_PID" || break
 		sleep 0.05
 	done
-	! kv_alive "$KV_PID" || {
+	if kv_alive "$KV_PID"; then
 		echo "kvstored $KV_PID did not stop on SIGTERM" >&2
 		return 1
-	}
+	fi
 	term_status=0
 	wait "$KV_PID" || term_status=$?
 	KV_PID=
@@ -176,7 +176,7 @@ client_port() {
 	term
 	[ "$term_status" -eq 0 ]
 	for pid in $kids; do
-		! kill -0 "$pid" 2>/dev/null
+		run -1 kill -0 "$pid"
 	done
 	run -1 pgrep -P "$master"
 	# Nor any process of this daemon anywhere (spares forked after the

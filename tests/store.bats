@@ -377,7 +377,8 @@ stats_ok() {
 	assert_line -n 4 'stored 7 OK'
 	a=$(sed -n 's/^keys 107 bytes //p' <<<"${lines[5]}")
 	b=$(sed -n 's/^keys 30 bytes //p' <<<"${lines[6]}")
-	[ -n "$a" ] && [ -n "$b" ]
+	[ -n "$a" ]
+	[ -n "$b" ]
 	assert_line -n 7 --regexp "^items 137 bytes_used $((a + b)) "
 	assert_line -n 8 clean
 }
