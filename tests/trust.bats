@@ -3,7 +3,8 @@
 # against a segment that the daemon's user (here a throwaway system user)
 # may write: planted symbolic links and a users file path rewritten in the
 # segment reach nothing outside the daemon's own directory; kvstorectl
-# refuses a segment of the wrong owner or mode.
+# refuses a segment of the wrong owner or mode; kvstored warns about
+# -u nobody; time-valued flags have maxima that cannot overflow.
 #
 # The cases that need a second user need root, to create it: CI runs as
 # root.  Run by another user they are skipped, each saying so (need_root);
@@ -217,4 +218,54 @@ ctl_pid1() {
 	chmod 600 "$(seg)"
 	run -0 ctl users
 	assert_output --regexp '^bob guest keys'
+}
+
+@test "kvstored -u nobody: a warning is logged; a user of its own gets none" {
+	local warn='kvstored\[[0-9]+\]: -u nobody: every process running as nobody can change the accounts and roles; run kvstored as a user of its own \(see kvstored\(8\)\)$'
+
+	if [[ $(id -u) -eq 0 ]]; then
+		kv_start -u nobody
+		run -0 grep -cE "$warn" "$KV_LOG"
+		assert_output 1
+		kv_stop
+		kv_sysuser DUSER
+		KV_SHM=$KV_SHM-own
+		kv_start -u "$DUSER"
+		run -1 grep -c 'nobody' "$KV_LOG"
+	else
+		# Not root: the switch fails, after the warning.
+		run -1 timeout 10 "$KVSTORED" -f -p 0 -l 127.0.0.1 \
+		    -s "$KV_SHM" -m 16 -u nobody
+		assert_line --index 0 --regexp "^$warn"
+		assert_line --index 1 --regexp '^kvstored\[[0-9]+\]: cannot become user nobody: '
+	fi
+}
+
+@test "time flags: one past each maximum is refused (exit 2), each maximum is served" {
+	local flag reply
+
+	for flag in '-t 4294968' '-t 2147484' '-T 86401' '-L 3601'; do
+		# shellcheck disable=SC2086	# flag and value, two words
+		run -2 timeout 10 "$KVSTORED" -f -p 0 -l 127.0.0.1 \
+		    -s "$KV_SHM" -m 16 -u "$(id -un)" $flag
+		case $flag in
+		-t*) assert_output "kvstored: -t must be a number from 0 to 2147483, not '${flag#-t }'" ;;
+		-T*) assert_output "kvstored: -T must be a number from 0 to 86400, not '86401'" ;;
+		-L*) assert_output "kvstored: -L must be a number from 0 to 3600, not '3601'" ;;
+		esac
+		[ ! -e "$(seg)" ]
+	done
+	kv_start -t 2147483 -T 86400 -L 3600
+	exec 5<>"/dev/tcp/127.0.0.1/$KV_PORT"
+	printf 'ping\r\n' >&5
+	IFS= read -r -t 5 reply <&5
+	[ "$reply" = $'PONG\r' ]
+	# -t 4294968 wrapped to under a second; the maximum must not
+	sleep 1.5
+	printf 'ping\r\n' >&5
+	IFS= read -r -t 5 reply <&5
+	[ "$reply" = $'PONG\r' ]
+	exec 5<&-
+	run -1 grep -c 'timeout' "$KV_LOG"
+	assert_output 0
 }
