@@ -34,7 +34,7 @@ teardown() {
 }
 
 need_root() {
-	[[ $(id -u) -eq 0 ]] || skip "$1 needs root (to create a throwaway user)"
+	[[ $(id -u) -eq 0 ]] || skip "$1 needs root"
 }
 
 # ctl ARGS...: kvstorectl on the test's segment.
@@ -96,7 +96,7 @@ ctl_pid1() {
 @test "root's kvstorectl: symbolic links planted at the temporary names lead nowhere; the file stays the daemon user's" {
 	local links=() last max p n
 
-	need_root "a daemon user planting links"
+	need_root "a throwaway daemon user planting links"
 	daemon_user
 	# The old writer named its file users.tmp.PID: plant a link for pid
 	# 1 and for the next 3000 pids, each to a new name in root's
@@ -124,7 +124,7 @@ ctl_pid1() {
 }
 
 @test "root's kvstorectl: a symbolic link at users.lock is not followed" {
-	need_root "a daemon user planting links"
+	need_root "a throwaway daemon user planting links"
 	daemon_user
 	cp -p "$T/daemon/users" "$T/users.before"
 	as_daemon rm "$T/daemon/users.lock"
@@ -143,7 +143,7 @@ ctl_pid1() {
 @test "root's kvstorectl: a users file path rewritten in the segment by its owner writes nothing there" {
 	local off
 
-	need_root "a daemon user rewriting the segment"
+	need_root "a throwaway daemon user rewriting the segment"
 	daemon_user
 	# The daemon's user may write its segment: point the recorded users
 	# file at root's victim.
@@ -197,7 +197,7 @@ ctl_pid1() {
 @test "kvstorectl refuses a segment owned by another user, even one it can open" {
 	local cuser duid cuid
 
-	need_root "a second user"
+	need_root "a throwaway daemon user and a second user"
 	kv_sysuser DUSER
 	kv_sysuser cuser
 	T=$(mktemp -d "${TMPDIR:-/tmp}/kvtrust.XXXXXX")
