@@ -8,11 +8,24 @@
  * secret crosses a socket, and no network client can reach this path.  A
  * role change is one store into the segment; live sessions read the role
  * at every request, so it applies at their next one.  The accounts file is
- * rewritten after every change, owned by the segment's owner.
+ * rewritten after every change.
+ *
+ * Whoever can write the segment can write anything in it, the users file's
+ * path included.  So root does not act on the segment as root: it checks
+ * the segment (a regular file, mode 0600), takes its owner to be the
+ * daemon's user and becomes that user before it maps the segment or
+ * touches a file.  Every path the segment names is then followed with no
+ * more rights than the daemon's user has anyway.  A segment owned by root
+ * can have been written by root only, yet the path it records is still not
+ * used: root names the file with -A.  The threat model is in kvstorectl(8).
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +42,11 @@
 
 static struct store st;
 static const char *users_file;
+static char users_path[PATH_MAX];	/* copied from the segment */
+static const char *users_refused;	/* why the segment's path is not */
 static const char *password_file;
+static FILE *password_fp;		/* opened before giving up root */
+static int password_errno;
 static char operator[64];
 
 static void
@@ -58,6 +75,18 @@ die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
+}
+
+/*
+ * Before a change: refuse it, with the segment untouched, when the change
+ * could not be saved to the users file kvstorectl was pointed at.
+ */
+static void
+can_save(void)
+{
+	if (users_refused != NULL)
+		die("segment %s %s: give the file with -A", st.name,
+		    users_refused);
 }
 
 static void
@@ -115,8 +144,9 @@ new_password(char *out, size_t n)
 	FILE *f;
 
 	if (password_file != NULL) {
-		if ((f = fopen(password_file, "r")) == NULL)
-			die("%s: %s", password_file, strerror(errno));
+		if ((f = password_fp) == NULL)
+			die("%s: %s", password_file, strerror(password_errno));
+		password_fp = NULL;
 		if (fstat(fileno(f), &sb) == -1 || (sb.st_mode & 077) != 0)
 			die("%s must not be readable by group or others",
 			    password_file);
@@ -163,6 +193,7 @@ set_role(const char *name, int role)
 {
 	uint32_t id = existing(name);
 
+	can_save();
 	if (store_user_set(&st, id, role, NULL) != ST_OK)
 		die("cannot change %s", name);
 	event(role == KV_ROLE_MANAGER ? "promote" : "demote", name);
@@ -171,12 +202,101 @@ set_role(const char *name, int role)
 	return 0;
 }
 
+/*
+ * Trust the segment open on FD only if it is a regular file of mode 0600
+ * owned by root or by the user kvstorectl acts as (root acts as the owner,
+ * see become_owner()).  Mode 0600 is what kvstored makes; anything wider
+ * means users other than the owner may have written into it.
+ */
+static void
+check_segment(int fd, const char *name, struct stat *sb)
+{
+	if (fstat(fd, sb) == -1)
+		die("segment %s: %s", name, strerror(errno));
+	if (geteuid() != 0 && sb->st_uid != 0 && sb->st_uid != geteuid())
+		die("segment %s is owned by uid %u, not by root or uid %u "
+		    "(who runs kvstorectl): not trusted", name,
+		    (unsigned)sb->st_uid, (unsigned)geteuid());
+	if (!S_ISREG(sb->st_mode) || (sb->st_mode & 07777) != 0600)
+		die("segment %s has mode %04o, not 0600: not trusted "
+		    "(remove it with kvstored -R -s %s)", name,
+		    (unsigned)(sb->st_mode & 07777), name);
+}
+
+/* Look at the segment before it is mapped: who owns it. */
+static void
+segment_owner(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct stat sb;
+	int fd;
+
+	if ((fd = shm_open(name, O_RDONLY, 0)) == -1) {
+		int e = errno;
+
+		die("shm_open %s: %s%s", name, strerror(e), e == EACCES ?
+		    " (run as root or as the daemon's user)" : "");
+	}
+	check_segment(fd, name, &sb);
+	close(fd);
+	*uid = sb.st_uid;
+	*gid = sb.st_gid;
+}
+
+/*
+ * Root becomes the segment's owner, the daemon's user, for good: the
+ * segment is then mapped, and the users file written, with that user's
+ * rights only, and no path or name read from the segment can reach
+ * further than that user could alone.
+ */
+static void
+become_owner(uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 ||
+	    setuid(uid) == -1)
+		die("cannot become uid %u gid %u, the segment's owner: %s",
+		    (unsigned)uid, (unsigned)gid, strerror(errno));
+	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid || setuid(0) != -1)
+		die("could not give up root for uid %u", (unsigned)uid);
+}
+
+/*
+ * The users file the segment names: a terminated absolute path, copied
+ * once, so that a writer of the segment cannot change it under us.  (The
+ * header's field is shorter than PATH_MAX and the segment is megabytes
+ * long, so the bounded scan stays inside the mapping.)
+ */
+static void
+segment_users_file(uid_t owner)
+{
+	const char *p = store_users_file(&st);
+	size_t n;
+
+	if (p == NULL)
+		return;
+	if (owner == 0) {
+		users_refused = "belongs to root, and kvstorectl does not take "
+		    "the users file from it";
+		return;
+	}
+	if ((n = strnlen(p, sizeof(users_path))) == sizeof(users_path) ||
+	    p[0] != '/') {
+		users_refused = "records no valid users file path";
+		return;
+	}
+	memcpy(users_path, p, n + 1);
+	users_file = users_path;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *segment = KV_DEFAULT_SEGMENT, *cmd;
 	char seg[256], err[512], pass[KV_SECRET_MAX + 2], hash[KV_HASH_MAX];
 	struct passwd *pw;
+	struct stat sb;
+	uid_t owner;
+	gid_t group;
 	uint32_t id;
 	int ch, role, rc = 0;
 
@@ -206,13 +326,23 @@ main(int argc, char **argv)
 	    pw ? pw->pw_name : "?");
 	snprintf(seg, sizeof(seg), "%s%s", segment[0] == '/' ? "" : "/",
 	    segment);
+	if (password_file != NULL &&
+	    (password_fp = fopen(password_file, "r")) == NULL)
+		password_errno = errno;
+	segment_owner(seg, &owner, &group);
+	if (geteuid() == 0 && owner != 0)
+		become_owner(owner, group);
 	if (store_open(&st, seg, NULL, 0, err, sizeof(err)) == -1)
 		die("%s%s", err, errno == EACCES ?
 		    " (run as root or as the daemon's user)" : "");
+	/* What was mapped, not what was looked at: it may have been swapped. */
+	check_segment(st.fd, seg, &sb);
+	if (sb.st_uid != owner)
+		die("segment %s changed owner while it was opened", seg);
 	if (store_attach_process(&st) == -1)
 		die("cannot attach to segment %s", seg);
 	if (users_file == NULL)
-		users_file = store_users_file(&st);
+		segment_users_file(owner);
 
 	if (strcmp(cmd, "users") == 0 && argc == 1)
 		store_user_list(&st, print_user, NULL);
@@ -222,6 +352,7 @@ main(int argc, char **argv)
 			usage();
 		if (store_user_find(&st, argv[1]) != 0)
 			die("user %s exists", argv[1]);
+		can_save();
 		new_password(pass, sizeof(pass));
 		if (auth_hash(pass, hash, sizeof(hash)) == -1)
 			die("cannot hash the password");
@@ -233,6 +364,7 @@ main(int argc, char **argv)
 		printf("%s added as %s\n", argv[1], role_name(role));
 	} else if (strcmp(cmd, "passwd") == 0 && argc == 2) {
 		id = existing(argv[1]);
+		can_save();
 		new_password(pass, sizeof(pass));
 		if (auth_hash(pass, hash, sizeof(hash)) == -1)
 			die("cannot hash the password");
@@ -243,6 +375,7 @@ main(int argc, char **argv)
 		printf("password of %s changed\n", argv[1]);
 	} else if (strcmp(cmd, "userdel") == 0 && argc == 2) {
 		id = existing(argv[1]);
+		can_save();
 		store_user_delete(&st, id);
 		event("userdel", argv[1]);
 		save();

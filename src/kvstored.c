@@ -34,6 +34,8 @@
 #include "users.h"
 
 #define SD_LISTEN_FDS_START	3
+/* Sessions wait in milliseconds, in an int: seconds * 1000 must fit. */
+#define TIMEOUT_MAX		(INT_MAX / 1000)
 
 struct options {
 	const char	*port;
@@ -237,7 +239,7 @@ parse_options(int argc, char **argv, struct options *o)
 			    "-T");
 			break;
 		case 't':
-			o->idle_timeout = (int)number(optarg, 0, 86400 * 365,
+			o->idle_timeout = (int)number(optarg, 0, TIMEOUT_MAX,
 			    "-t");
 			break;
 		case 'u':
@@ -283,6 +285,12 @@ drop_privileges(const struct options *o)
 	}
 	if ((pw = getpwnam(o->user)) == NULL)
 		fatalx("no such user '%s'", o->user);
+	/* nobody is everyone's: each service running as nobody could open
+	 * the segment and so act as the operator. */
+	if (strcmp(pw->pw_name, "nobody") == 0)
+		log_warnx("-u %s: every process running as nobody can change "
+		    "the accounts and roles; run kvstored as a user of its "
+		    "own (see kvstored(8))", o->user);
 	if (pw->pw_uid == geteuid())
 		return;
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||

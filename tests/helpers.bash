@@ -308,3 +308,30 @@ kv_wait_log() {
 	cat "$KV_LOG" >&2
 	return 1
 }
+
+# kv_sysuser VAR: as root, create a throwaway system user (no home, no login
+# shell, a group of its own), put its name in VAR and remember it for
+# kv_sysusers_remove, which a teardown calls after kv_stop (userdel refuses a
+# user that still runs processes).
+KV_SYSUSERS=()
+kv_sysuser() {
+	local name=kvt$$-${BATS_TEST_NUMBER:-0}-${#KV_SYSUSERS[@]}$RANDOM
+
+	useradd --system --no-create-home --shell /usr/sbin/nologin \
+	    --user-group "$name" || {
+		echo "kv_sysuser: useradd $name failed" >&2
+		return 1
+	}
+	KV_SYSUSERS+=("$name")
+	printf -v "$1" '%s' "$name"
+}
+
+kv_sysusers_remove() {
+	local u
+
+	for u in "${KV_SYSUSERS[@]}"; do
+		userdel -f "$u" 2>/dev/null || true
+		groupdel "$u" 2>/dev/null || true
+	done
+	KV_SYSUSERS=()
+}
