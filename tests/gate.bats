@@ -458,3 +458,131 @@ span() {
 	assert_output $'NOT_FOUND\nTTL -1\nTTL -1'
 	c_close "$C_FD"
 }
+
+# ---- quotas: one table, both protocols -----------------------------------------
+
+# Q_CASES: the writes, in order, one "WHO STORE KEY VALUE WANT" each: WHO
+# logs in (a manager acting on STORE when it is not WHO's own) and writes
+# KEY; VALUE is the value, or =N for N bytes of 'x'; WANT is ok or quota.
+# alice and bob are guests, mgr a manager.  Each test sets Q_CASES.
+
+# q_run PROTO: run Q_CASES through PROTO (native or memcached) and print
+# "WHO STORE KEY OUTCOME" for each: ok, quota, or the reply itself.
+q_run() {
+	local proto=$1 row who store key val want reply got fd
+	local -A fds
+
+	for row in "${Q_CASES[@]}"; do
+		read -r who store key val want <<<"$row"
+		[[ $val == =* ]] && val=$(head -c "${val#=}" /dev/zero | tr '\0' x)
+		fd=${fds[$who:$store]-}
+		if [[ -z $fd ]]; then
+			if [[ $proto == native ]]; then
+				nv_open "$who" || return 1
+				if [[ $store != "$who" ]]; then
+					reply=$(nv_req "$C_FD" "use $store")
+					[[ $reply == "OK $store" ]] || {
+						echo "q_run: use $store: $reply" >&2
+						return 1
+					}
+				fi
+			elif [[ $store == "$who" ]]; then
+				mc_open_ok "$who" || return 1
+			else
+				mc_open_ok "$who:$store" || return 1
+			fi
+			fd=$C_FD
+			fds[$who:$store]=$fd
+		fi
+		if [[ $proto == native ]]; then
+			reply=$(nv_req "$fd" "put $key $val") || return 1
+		else
+			c_send "$fd" 'set %s 0 0 %d\r\n%s\r\n' "$key" "${#val}" "$val"
+			reply=$(mc_reply "$fd") || return 1
+		fi
+		case $reply in
+		OK | STORED) got=ok ;;
+		"ERR quota over the user's quota") got=quota ;;
+		"SERVER_ERROR out of memory: over the user's quota") got=quota ;;
+		*) got="reply($reply)" ;;
+		esac
+		echo "$who $store $key $got"
+	done
+}
+
+# q_want: what q_run must print for Q_CASES.
+q_want() {
+	local row who store key val want
+
+	for row in "${Q_CASES[@]}"; do
+		read -r who store key val want <<<"$row"
+		echo "$who $store $key $want"
+	done
+}
+
+# q_both KVSTORED-FLAGS...: Q_CASES through the native listener, then on a
+# fresh segment through the memcached listener: each gives q_want, and
+# both leave the same accounts, keys and bytes (kvstorectl users).
+q_both() {
+	local proto u
+	local -A users
+
+	for proto in native memcached; do
+		mc_start "$@"
+		for u in alice bob mgr; do
+			kv_session "$u"
+		done
+		run ctl promote mgr
+		assert_output "mgr is now a manager"
+		run q_run "$proto"
+		echo "# $proto:" >&3
+		printf '#   %s\n' "${lines[@]}" >&3
+		assert_success
+		assert_output "$(q_want)"
+		users[$proto]=$(ctl users)
+		kv_stop
+	done
+	assert_equal "${users[memcached]}" "${users[native]}"
+}
+
+@test "quota -q 2: one table of writes gives the same outcome through kvstore(7) and the memcached listener" {
+	Q_CASES=(
+		"alice alice a1 1 ok"
+		"alice alice a2 1 ok"
+		"alice alice a3 1 quota"	# a guest's own store: held
+		"alice alice a1 11 ok"		# replacing is no new key
+		"mgr alice a3 1 quota"		# a manager in alice's store: her quota
+		"mgr alice a2 22 ok"
+		"mgr mgr m1 1 ok"
+		"mgr mgr m2 1 ok"
+		"mgr mgr m3 1 ok"		# a manager's own store: no quota
+		"mgr mgr m4 1 ok"
+		"bob bob b1 1 ok"
+		"mgr bob b2 1 ok"
+		"mgr bob b3 1 quota"
+		"bob bob b3 1 quota"
+		"alice alice a3 1 quota"
+	)
+	q_both -q 2
+}
+
+@test "quota -Q 1024 bytes: one table of writes gives the same outcome through kvstore(7) and the memcached listener" {
+	# an item of a 2-byte key takes 48 bytes with a 4-byte value, 280
+	# with 200 bytes, 3376 with 3000 (kvstorectl users)
+	Q_CASES=(
+		"alice alice s1 v1 ok"
+		"alice alice s2 =200 ok"
+		"alice alice bg =3000 quota"
+		"mgr alice bg =3000 quota"	# alice's quota, whoever writes
+		"mgr alice s3 =200 ok"
+		"mgr alice s4 =200 ok"
+		"mgr alice s5 =200 quota"
+		"alice alice s2 v2 ok"		# shorter: frees room
+		"mgr alice s5 =200 ok"
+		"mgr mgr bg =3000 ok"		# a manager's own store: no quota
+		"mgr mgr b2 =3000 ok"
+		"bob bob bg =3000 quota"
+		"mgr bob bg =3000 quota"
+	)
+	q_both -Q 1024
+}
