@@ -209,6 +209,12 @@ mc_reply() {
 	return 1
 }
 
+# mc_req_raw FD FORMAT: send FORMAT (printf), print one memcached reply.
+mc_req_raw() {
+	c_send "$1" "$2"
+	mc_reply "$1"
+}
+
 # mc_login_req WHO SECRET: the login request, a set whose data is
 # "WHO SECRET" (WHO: user, or manager:user).
 mc_login_req() {
@@ -240,6 +246,24 @@ mc_open_ok() {
 		echo "mc_open_ok: login as $1: $MC_LOGIN" >&2
 		return 1
 	fi
+}
+
+# ---- the daemon's log ------------------------------------------------------------
+
+# log_count REGEX N [SECONDS]: wait (5 s) until the daemon's log has exactly
+# N lines matching the extended regular expression REGEX.
+log_count() {
+	local i n=$((${3:-5} * 20)) got
+
+	for ((i = 0; i < n; i++)); do
+		got=$(grep -Ec -- "$1" "$KV_LOG" || true)
+		[[ $got -eq $2 ]] && return 0
+		[[ $got -gt $2 ]] && break
+		sleep 0.05
+	done
+	echo "log_count: $got lines match '$1', wanted $2; log:" >&2
+	cat "$KV_LOG" >&2
+	return 1
 }
 
 # ---- the audit ring ------------------------------------------------------------

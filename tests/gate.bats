@@ -122,12 +122,6 @@ g_state() {
 	nv_req "$1" "get $2" "ttl $2" | sed 's/^TTL 999$/TTL 1000/'
 }
 
-# mc_req_raw FD FORMAT: send FORMAT, print one memcached reply.
-mc_req_raw() {
-	c_send "$1" "$2"
-	mc_reply "$1"
-}
-
 # g_replies N FD: read N memcached replies from FD.
 g_replies() {
 	local i

@@ -209,8 +209,7 @@ flood() {
 		run h_wait "$n" closed 5
 		assert_success
 	done
-	kv_wait_log 'timeout: 127\.0\.0\.1.*: replies not read after 2 s'
-	[[ $(grep -Ec 'timeout: 127\.0\.0\.1.*: replies not read after 2 s' "$KV_LOG") -eq 4 ]]
+	log_count 'timeout: 127\.0\.0\.1.*: replies not read after 2 s' 4
 }
 
 @test "native: 4 connections pipelining ping and never reading, -c 4 -T 2: dropped and logged, a new client served within -T + 1 s" {
@@ -260,4 +259,281 @@ flood() {
 		run h_wait "$n" closed 5
 		assert_success
 	done
+}
+
+# ---- limits per address --------------------------------------------------------
+
+# hold N PORT HELLO WANT: client N connects, sends HELLO, and must get WANT
+# as its reply (a connection closed just before may not be counted out yet:
+# a busy line is tried again, 5 s at most); it then holds the socket open.
+hold() {
+	local n=$1 i line
+
+	for ((i = 0; i < 50; i++)); do
+		h_start "$n" "$2" "$3" 1
+		line=$(h_wait "$n" ready) || return 1
+		[[ $line =~ ^ready\ [0-9]+\ (.*)\|$ ]] || {
+			echo "hold: client $n: $line" >&2
+			return 1
+		}
+		[[ ${BASH_REMATCH[1]} == "$4" ]] && return 0
+		[[ ${BASH_REMATCH[1]} == *busy* ]] || {
+			echo "hold: client $n got '${BASH_REMATCH[1]}'" >&2
+			return 1
+		}
+		sleep 0.1
+	done
+	echo "hold: client $n still refused after 5 s" >&2
+	return 1
+}
+
+@test "-H 3: a 4th connection from 127.0.0.1 on either listener gets its listener's busy line, logged; SIGKILL gives the count back" {
+	local port pid
+
+	mc_start -H 3
+	hold 1 "$KV_PORT" 'ping\r\n' PONG
+	hold 2 "$KV_PORT" 'ping\r\n' PONG
+	hold 3 "$MC_PORT" 'version\r\n' 'CLIENT_ERROR unauthenticated'
+	# all listeners together
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output "ERR busy too many connections from this address"
+	run probe "$MC_PORT" 'version\r\n' close
+	assert_output "SERVER_ERROR busy too many connections from this address"
+	log_count 'limit: 127\.0\.0\.1: .*\(-H 3\)' 2
+
+	# a client killed with SIGKILL: its connection is counted out
+	kill -KILL "${H_PIDS[1]}"
+	run probe_until "$KV_PORT" 'ping\r\n' PONG 5
+	assert_success
+	hold 4 "$MC_PORT" 'version\r\n' 'CLIENT_ERROR unauthenticated'
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output "ERR busy too many connections from this address"
+
+	# the server's process of a connection killed with SIGKILL: counted
+	# out too (the conn: line names the client's port)
+	port=$(h_wait 2 ready | cut -d' ' -f2)
+	pid=$(sed -n "s/.*conn: pid \([0-9]*\) from 127\.0\.0\.1 port $port\$/\1/p" "$KV_LOG")
+	[[ -n $pid ]]
+	kill -KILL "$pid"
+	run h_wait 2 eof 5
+	assert_success
+	run probe_until "$MC_PORT" 'version\r\n' 'CLIENT_ERROR unauthenticated' 5
+	assert_success
+	# and the limit still holds at 3
+	hold 5 "$KV_PORT" 'ping\r\n' PONG
+	run probe "$MC_PORT" 'version\r\n' close
+	assert_output "SERVER_ERROR busy too many connections from this address"
+}
+
+@test "-U 2: a 3rd connection not logged in gets its listener's busy line, logged; logged-in connections do not count" {
+	local a b c u1 u2
+
+	mc_start -U 2
+	kv_session alice
+	# logged in, on both listeners: not counted
+	nv_open alice
+	a=$C_FD
+	mc_open_ok alice
+	b=$C_FD
+	nv_open alice
+	c=$C_FD
+	# two that are not
+	c_open "$KV_PORT"
+	u1=$C_FD
+	run nv_req "$u1" ping
+	assert_output PONG
+	c_open "$MC_PORT"
+	u2=$C_FD
+	run mc_req_raw "$u2" 'version\r\n'
+	assert_output "CLIENT_ERROR unauthenticated"
+
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output "ERR busy too many connections not logged in from this address"
+	run probe "$MC_PORT" 'version\r\n' close
+	assert_output "SERVER_ERROR busy too many connections not logged in from this address"
+	log_count 'limit: 127\.0\.0\.1: .*\(-U 2\)' 2
+
+	# one of them logs in: room for one more
+	c_send "$u1" 'login alice %s\r\n' "$(<"$(kv_secret alice)")"
+	run c_line "$u1"
+	assert_output "OK alice guest"
+	run probe_until "$MC_PORT" 'version\r\n' 'CLIENT_ERROR unauthenticated' 5
+	assert_success
+	# the logged-in ones were served all along
+	run nv_req "$a" ping
+	assert_output PONG
+	run mc_req_raw "$b" 'version\r\n'
+	assert_output --regexp '^VERSION '
+	run nv_req "$c" whoami
+	assert_output "USER alice guest"
+	c_close "$a"
+	c_close "$b"
+	c_close "$c"
+	c_close "$u1"
+	c_close "$u2"
+}
+
+@test "-U 1 and a -B listener: its connections count as logged in from the first byte" {
+	local u m1 m2
+
+	mc_start -U 1 -B tester
+	c_open "$KV_PORT"
+	u=$C_FD
+	run nv_req "$u" ping
+	assert_output PONG
+	c_open "$MC_PORT"
+	m1=$C_FD
+	run mc_req_raw "$m1" 'version\r\n'
+	assert_output --regexp '^VERSION '
+	c_open "$MC_PORT"
+	m2=$C_FD
+	run mc_req_raw "$m2" 'get x\r\n'
+	assert_output END
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output "ERR busy too many connections not logged in from this address"
+	c_close "$u"
+	c_close "$m1"
+	c_close "$m2"
+}
+
+@test "-c 2: the master's busy reply is in the listener's protocol" {
+	local n m
+
+	mc_start -c 2
+	c_open "$KV_PORT"
+	n=$C_FD
+	run nv_req "$n" ping
+	assert_output PONG
+	c_open "$MC_PORT"
+	m=$C_FD
+	run mc_req_raw "$m" 'version\r\n'
+	assert_output "CLIENT_ERROR unauthenticated"
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output "ERR busy too many connections"
+	run probe "$MC_PORT" 'version\r\n' close
+	assert_output "SERVER_ERROR busy too many connections"
+	log_count 'busy: refused 127\.0\.0\.1 port [0-9]+ at 2/2' 2
+	c_close "$n"
+	c_close "$m"
+}
+
+# ---- idle connections and deadlines --------------------------------------------
+
+@test "idle, -t 2: a native connection is closed with ERR timeout idle; a memcached one is not (memcached closes none)" {
+	local n m t0
+
+	mc_start -t 2
+	nv_open alice
+	n=$C_FD
+	mc_open_ok alice
+	m=$C_FD
+	t0=$(now_ms)
+	run c_line "$n" 6
+	assert_output "ERR timeout idle"
+	c_eof "$n"
+	# a bounded wait: the idle time is what is measured here
+	while (($(now_ms) - t0 < 3500)); do
+		sleep 0.1
+	done
+	run mc_req_raw "$m" 'version\r\n'
+	assert_output --regexp '^VERSION '
+	c_close "$n"
+	c_close "$m"
+}
+
+@test "idle, -W 2: a memcached connection is closed after 2 s without a word; native ones keep -t" {
+	local n m t0 dt
+
+	mc_start -W 2
+	nv_open alice
+	n=$C_FD
+	mc_open_ok alice
+	m=$C_FD
+	t0=$(now_ms)
+	run c_eof "$m" 6
+	assert_success
+	dt=$(($(now_ms) - t0))
+	echo "# closed after $dt ms" >&3
+	((dt >= 1500 && dt <= 5000))
+	run nv_req "$n" ping
+	assert_output PONG
+	c_close "$n"
+	c_close "$m"
+}
+
+@test "request half sent past -T 1: ERR timeout idle on kvstore(7), SERVER_ERROR timeout request unfinished on memcached; logged" {
+	local n m d t0 dt
+
+	mc_start -T 1
+	nv_open alice
+	n=$C_FD
+	mc_open_ok alice
+	m=$C_FD
+	mc_open_ok alice
+	d=$C_FD
+	t0=$(now_ms)
+	c_send "$n" 'pin'
+	c_send "$m" 'vers'
+	c_send "$d" 'set k 0 0 10\r\nabc'
+	run c_line "$n" 5
+	assert_output "ERR timeout idle"
+	c_eof "$n"
+	run c_line "$m" 5
+	assert_output "SERVER_ERROR timeout request unfinished"
+	c_eof "$m"
+	run c_line "$d" 5
+	assert_output "SERVER_ERROR timeout request unfinished"
+	c_eof "$d"
+	dt=$(($(now_ms) - t0))
+	((dt >= 900 && dt <= 4000))
+	log_count 'timeout: 127\.0\.0\.1.*request unfinished after 1 s' 3
+	c_close "$n"
+	c_close "$m"
+	c_close "$d"
+}
+
+@test "login deadline -L 1: ERR timeout login on kvstore(7), SERVER_ERROR timeout login on memcached" {
+	local n m t0 dt
+
+	mc_start -L 1
+	c_open "$KV_PORT"
+	n=$C_FD
+	c_open "$MC_PORT"
+	m=$C_FD
+	t0=$(now_ms)
+	run c_line "$n" 5
+	assert_output "ERR timeout login"
+	c_eof "$n"
+	run c_line "$m" 5
+	assert_output "SERVER_ERROR timeout login"
+	c_eof "$m"
+	dt=$(($(now_ms) - t0))
+	((dt >= 900 && dt <= 4000))
+	c_close "$n"
+	c_close "$m"
+}
+
+@test "SIGTERM mid-session: ERR shutdown server stopping on kvstore(7), SERVER_ERROR shutting down on memcached; exit 0" {
+	local n m rc=0
+
+	mc_start
+	nv_open alice
+	n=$C_FD
+	mc_open_ok alice
+	m=$C_FD
+	run nv_req "$n" ping
+	assert_output PONG
+	kill -TERM "$KV_PID"
+	run c_line "$n" 5
+	assert_output "ERR shutdown server stopping"
+	c_eof "$n"
+	run c_line "$m" 5
+	assert_output "SERVER_ERROR shutting down"
+	c_eof "$m"
+	run wait_exit "$KV_PID" 5
+	assert_success
+	wait "$KV_PID" || rc=$?
+	assert_equal "$rc" 0
+	c_close "$n"
+	c_close "$m"
 }
