@@ -82,10 +82,11 @@ while (1) {
 
 H_PIDS=()	# the clients, by number
 H_FILES=()	# their status files
+H_SEQ=0		# clients started: each gets a status file of its own
 
 # h_start N PORT HELLO LINES [CHUNK TOTAL]: start client N on PORT.
 h_start() {
-	local n=$1 f=$BATS_TEST_TMPDIR/client.$1
+	local n=$1 f=$BATS_TEST_TMPDIR/client.$1.$((++H_SEQ))
 
 	: >"$f"
 	H_HELLO=$3 H_LINES=$4 H_CHUNK=${5-} H_TOTAL=${6:-0} \
@@ -95,13 +96,14 @@ h_start() {
 	C_BG+=("$!")
 }
 
-# h_wait N WORD [SECONDS]: until client N's status has a WORD line (10 s);
-# prints that line.
+# h_wait N WORDS [SECONDS]: until client N's status has a line that starts
+# with one of WORDS (an extended regular expression such as "ready|eof"),
+# 10 s at most; prints that line.
 h_wait() {
 	local f=${H_FILES[$1]} i n=$((${3:-10} * 20)) line
 
 	for ((i = 0; i < n; i++)); do
-		line=$(grep -m1 "^$2" "$f" 2>/dev/null) && {
+		line=$(grep -m1 -E "^($2)" "$f" 2>/dev/null) && {
 			echo "$line"
 			return 0
 		}
@@ -113,15 +115,19 @@ h_wait() {
 }
 
 # probe PORT REQUEST [close]: one connection, REQUEST sent (printf
-# format), the first reply line (CR removed) printed.  With "close", then
-# whether the server closed it: "LINE" alone if it did (within 3 s) with
-# nothing more, "LINE +more" if it did not.
+# format), the first reply line (CR removed) printed.  With "close", for a
+# refusal: REQUEST is not sent (a refused connection closed with unread
+# bytes may be reset before its line is read), and then whether the server
+# closed it: "LINE" alone if it did (within 3 s) with nothing more, "LINE
+# +more" if it did not.
 probe() {
 	local fd line rc=0 check=${3-}
 
 	exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
-	# shellcheck disable=SC2059
-	printf -- "$2" >&"$fd" 2>/dev/null || true
+	if [[ -z $check ]]; then
+		# shellcheck disable=SC2059
+		printf -- "$2" >&"$fd" 2>/dev/null || true
+	fi
 	IFS= read -r -t 5 -u "$fd" line || rc=$?
 	if ((rc > 128)); then
 		echo "(no reply)"
@@ -271,16 +277,15 @@ hold() {
 
 	for ((i = 0; i < 50; i++)); do
 		h_start "$n" "$2" "$3" 1
-		line=$(h_wait "$n" ready) || return 1
-		[[ $line =~ ^ready\ [0-9]+\ (.*)\|$ ]] || {
-			echo "hold: client $n: $line" >&2
-			return 1
-		}
-		[[ ${BASH_REMATCH[1]} == "$4" ]] && return 0
-		[[ ${BASH_REMATCH[1]} == *busy* ]] || {
-			echo "hold: client $n got '${BASH_REMATCH[1]}'" >&2
-			return 1
-		}
+		line=$(h_wait "$n" 'ready|eof') || return 1
+		if [[ $line =~ ^ready\ [0-9]+\ (.*)\|$ ]]; then
+			[[ ${BASH_REMATCH[1]} == "$4" ]] && return 0
+			[[ ${BASH_REMATCH[1]} == *busy* ]] || {
+				echo "hold: client $n got '${BASH_REMATCH[1]}'" >&2
+				return 1
+			}
+		fi
+		# refused (its line, or a reset that lost it): again
 		sleep 0.1
 	done
 	echo "hold: client $n still refused after 5 s" >&2
