@@ -190,7 +190,7 @@ parse_options(int argc, char **argv, struct options *o)
 			    1000000, "-U");
 			break;
 		case 'W':
-			o->mc_idle_timeout = (int)number(optarg, 0, 86400 * 365,
+			o->mc_idle_timeout = (int)number(optarg, 0, TIMEOUT_MAX,
 			    "-W");
 			break;
 		case 'L':
