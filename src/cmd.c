@@ -230,6 +230,23 @@ cmd_flush(struct client *c)
 	return result(store_flush_user(c->st, user));
 }
 
+/*
+ * A piece of a walk over the acting store's items (store_scan()): *more
+ * says whether *cursor goes on.  A guest walks its own store only.
+ */
+int
+cmd_scan(struct client *c, uint32_t *cursor, uint32_t max_stripes,
+    store_visit visit, void *ctx, int *more)
+{
+	uint32_t user;
+	int rc;
+
+	if ((rc = acting(c, NULL, 0, &user)) != CR_OK)
+		return rc;
+	*more = store_scan(c->st, user, cursor, max_stripes, visit, ctx);
+	return CR_OK;
+}
+
 /* The server's figures, and the acting store's account. */
 int
 cmd_stats(struct client *c, struct store_stats *ss, struct user_view *v)

@@ -561,6 +561,41 @@ out:
 }
 
 /* Remove every item of one user, a stripe at a time. */
+
+/*
+ * Visit a user's live items, a few stripes a call: from stripe *cursor,
+ * at most max stripes, each locked only while its buckets are walked, so a
+ * large store is listed in pieces without holding up its writers.  Returns
+ * 1 with *cursor set where the next call goes on, 0 when the walk is done.
+ * An item that exists for the whole walk is visited exactly once; one
+ * written or deleted meanwhile may or may not be.
+ */
+int
+store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
+    store_visit visit, void *ctx)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t s, b, ref, now = (uint32_t)time(NULL);
+	struct kv_stripe *sp;
+	struct kv_item *it;
+	struct item_view v;
+
+	for (s = *cursor; s < h->nstripes && max > 0; s++, max--) {
+		sp = &stripes(st)[s];
+		lock_acquire(st, &sp->lock);
+		for (b = s; b < h->nbuckets; b += h->nstripes)
+			for (ref = buckets(st)[b]; ref != 0; ref = it->next) {
+				it = item_at(st, ref);
+				if (it->user != user || expired(it, now))
+					continue;
+				view_of(it, &v);
+				visit(ctx, &v);
+			}
+		lock_release(st, &sp->lock);
+	}
+	*cursor = s < h->nstripes ? s : 0;
+	return s < h->nstripes;
+}
 int
 store_flush_user(struct store *st, uint32_t user)
 {
@@ -584,4 +619,11 @@ store_flush_user(struct store *st, uint32_t user)
 		lock_release(st, &f.stripe->lock);
 	}
 	return ST_OK;
+}
+
+/* How many stripes store_scan() walks in all. */
+uint32_t
+store_stripes(const struct store *st)
+{
+	return st->hdr->nstripes;
 }

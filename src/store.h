@@ -117,6 +117,9 @@ int	 store_touch(struct store *, uint32_t user, const void *key,
 int	 store_arith(struct store *, uint32_t user, const void *key,
 	    size_t klen, int incr, uint64_t delta, uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
+int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
+	    uint32_t max_stripes, store_visit, void *ctx);
+uint32_t store_stripes(const struct store *);
 void	 store_stats(struct store *, struct store_stats *);
 void	 store_note_connection(struct store *);
 void	 store_note_auth_failure(struct store *);
