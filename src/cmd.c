@@ -295,25 +295,27 @@ sleep_ms(unsigned ms)
 }
 
 /*
- * Failed logins in a row, from this address or for this user, cost a
- * growing delay before the next try is even checked: 100 ms after the first,
- * doubling, up to THROTTLE_MAX_MS.
+ * Failed logins in a row, from this address or for this name, cost a
+ * growing delay before the next try is even checked: -D ms (100) after
+ * the first, doubling, up to 100 times that.  The name's count is kept
+ * whether or not the account exists, so the delay says nothing about
+ * which names are accounts; the address's count is forgotten only with
+ * time, never by a success.
  */
 static void
-throttle(struct client *c, const char *addr, uint32_t id)
+throttle(struct client *c, const char *addr, const char *name)
 {
-	struct user_view v;
 	uint32_t fails = store_peer_fails(c->st, addr);
-	unsigned ms;
+	uint32_t nf = store_name_fails(c->st, name);
+	unsigned base = c->policy->throttle_ms, ms;
 
-	if (id != 0 && store_user_get(c->st, id, &v) == ST_OK &&
-	    v.fails > fails)
-		fails = v.fails;
+	if (nf > fails)
+		fails = nf;
 	if (fails == 0)
 		return;
-	ms = fails > 7 ? THROTTLE_MAX_MS : 100U << (fails - 1);
-	if (ms > THROTTLE_MAX_MS)
-		ms = THROTTLE_MAX_MS;
+	ms = fails > 7 ? base * 100 : base << (fails - 1);
+	if (ms > base * 100)
+		ms = base * 100;
 	sleep_ms(ms);
 }
 
@@ -331,27 +333,53 @@ cmd_auth_failure(struct client *c)
  */
 static uint32_t
 check_secret(struct client *c, const char *user, const char *pass,
-    struct user_view *v)
+    struct user_view *v, int *rc)
 {
+	unsigned base = c->policy->throttle_ms;
 	char addr[64];
-	uint32_t id = store_user_find(c->st, user);
+	uint32_t id;
 	int ok;
 
 	peer_address(c, addr, sizeof(addr));
-	throttle(c, addr, id);
+	/* One attempt at a time from an address: parallel guesses queue up
+	 * and each pays its delay in turn. */
+	if (!store_peer_login_begin(c->st, addr, 0, NULL)) {
+		log_info("login: %s: waits for the login in progress from its "
+		    "address", c->peer);
+		if (!store_peer_login_begin(c->st, addr, base * 100 + 1000,
+		    c->policy->stop)) {
+			*rc = CR_LOGIN_BUSY;
+			return 0;
+		}
+	}
+	throttle(c, addr, user);
+	id = store_user_find(c->st, user);
+	/* -B's account takes no login: it is the listener's alone. */
+	if (c->policy->bound_user != NULL &&
+	    strcmp(user, c->policy->bound_user) == 0)
+		id = 0;
 	if (id == 0 || store_user_get(c->st, id, v) != ST_OK)
 		v->hash[0] = '\0';
 	ok = auth_verify(pass, v->hash[0] ? v->hash : NULL) && id != 0;
 	if (!ok) {
 		store_note_auth_failure(c->st);
 		store_peer_fail(c->st, addr);
+		store_name_fail(c->st, user, 0);
 		store_user_fail(c->st, id, 0);
+		store_peer_login_end(c->st, addr);
 		audit(c->st, c->peer, user, -1, "login-failed", user, NULL, 0);
+		*rc = CR_AUTH_FAILED;
 		return 0;
 	}
+	store_name_fail(c->st, user, 1);
 	store_user_fail(c->st, id, 1);
-	store_peer_reset(c->st, addr);
-	return store_user_get(c->st, id, v) == ST_OK ? id : 0;
+	store_peer_login_end(c->st, addr);
+	*rc = CR_OK;
+	if (store_user_get(c->st, id, v) != ST_OK) {
+		*rc = CR_AUTH_FAILED;
+		return 0;
+	}
+	return id;
 }
 
 static void
@@ -404,10 +432,10 @@ cmd_login(struct client *c, const char *name, size_t nlen,
 		return CR_LOGGED_IN;
 	if ((rc = credentials(name, nlen, secret, slen, user, pass)) != CR_OK)
 		return rc;
-	id = check_secret(c, user, pass, &v);
+	id = check_secret(c, user, pass, &v, &rc);
 	explicit_bzero(pass, sizeof(pass));
 	if (id == 0)
-		return CR_AUTH_FAILED;
+		return rc;
 	become(c, id, &v);
 	return CR_OK;
 }
@@ -429,7 +457,9 @@ cmd_register(struct client *c, const char *name, size_t nlen,
 		return rc;
 	peer_address(c, addr, sizeof(addr));
 	rc = CR_OK;
-	if (!p->registration) {
+	if (p->bound_user != NULL && strcmp(user, p->bound_user) == 0)
+		rc = CR_NAME_TAKEN;	/* reserved at start, and so taken */
+	else if (!p->registration) {
 		audit(c->st, c->peer, user, -1, "register-denied", user, NULL,
 		    0);
 		rc = CR_REG_CLOSED;
@@ -477,6 +507,7 @@ cmd_login_as(struct client *c, const char *name, size_t nlen,
 	char target[KV_USER_MAX + 1];
 	struct user_view v;
 	uint32_t id, tid = 0;
+	int rc;
 
 	if (c->user != 0)
 		return CR_LOGGED_IN;
@@ -488,10 +519,10 @@ cmd_login_as(struct client *c, const char *name, size_t nlen,
 		store_note_auth_failure(c->st);
 		return CR_AUTH_FAILED;
 	}
-	id = check_secret(c, user, pass, &v);
+	id = check_secret(c, user, pass, &v, &rc);
 	explicit_bzero(pass, sizeof(pass));
 	if (id == 0)
-		return CR_AUTH_FAILED;
+		return rc;
 	if (strcmp(target, user) != 0) {
 		if (v.role != KV_ROLE_MANAGER) {
 			audit(c->st, c->peer, user, v.role, "use", target,

@@ -14,6 +14,7 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,9 @@ struct cmd_policy {
 	const char	*users_file;		/* -A: where accounts persist */
 	uint64_t	 quota_keys;		/* per guest store, 0 = none */
 	uint64_t	 quota_bytes;
+	const char	*bound_user;		/* -B: no login to it, ever */
+	unsigned	 throttle_ms;		/* -D: the first failure's delay */
+	volatile sig_atomic_t *stop;		/* set: the session is ending */
 };
 
 /* Neutral results; each front-end has a table from these to its replies. */
@@ -46,6 +50,7 @@ enum cmd_result {
 	CR_NO_TARGET,		/* the store chosen was deleted, or never was */
 	CR_AUTH_FAILED,		/* unknown user or wrong secret: one answer */
 	CR_LOGGED_IN,		/* login or register a second time */
+	CR_LOGIN_BUSY,		/* another login from the address takes long */
 	CR_BAD_NAME,
 	CR_BAD_SECRET,
 	CR_NAME_TAKEN,

@@ -63,6 +63,7 @@ struct options {
 	int		 mc_idle_timeout;
 	unsigned	 per_addr;
 	unsigned	 per_addr_prelogin;
+	unsigned	 throttle_ms;
 	unsigned	 reg_limit;
 	unsigned	 max_accounts;
 	const char	*bound_user;
@@ -73,7 +74,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
-	    "[-c maxconn] [-g registrations]\n"
+	    "[-c maxconn] [-D throttle-ms] [-g registrations]\n"
 	    "                [-H per-address] [-U per-address-before-login] "
 	    "[-W memcached-idle-seconds]\n"
 	    "                [-I value-max] [-k spares] [-L seconds] [-l address] "
@@ -138,9 +139,10 @@ parse_options(int argc, char **argv, struct options *o)
 	o->login_timeout = 10;
 	o->per_addr = 512;
 	o->per_addr_prelogin = 64;
+	o->throttle_ms = 100;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:Cfg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:")) !=
+	while ((ch = getopt(argc, argv, "A:B:c:CD:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:")) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -180,6 +182,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'k':
 			o->max_spares = (int)number(optarg, 0, 256, "-k");
+			break;
+		case 'D':
+			o->throttle_ms = (unsigned)number(optarg, 1, 1000, "-D");
 			break;
 		case 'H':
 			o->per_addr = (unsigned)number(optarg, 0, 1000000,
@@ -300,6 +305,31 @@ drop_privileges(const struct options *o)
 		fatalx("could regain root after dropping to %s", o->user);
 }
 
+/*
+ * -B's account belongs to the memcached listener: made now, with no usable
+ * secret, so that nobody can register the name before the first memcached
+ * session; one that already has a secret would let whoever knows it log in
+ * natively to the store that listener serves to anyone.
+ */
+static void
+reserve_bound_user(struct store *st, const char *name)
+{
+	struct user_view v;
+	uint32_t id = store_user_find(st, name);
+
+	if (id == 0) {
+		if (store_user_create(st, name, KV_ROLE_GUEST, "*", &id) !=
+		    ST_OK && store_user_find(st, name) == 0)
+			fatalx("-B %s: cannot reserve the account", name);
+		return;
+	}
+	if (store_user_get(st, id, &v) == ST_OK && auth_hash_ok(v.hash))
+		fatalx("-B %s: the account has a password, and anyone who knows "
+		    "it could log in to the store the memcached listener serves; "
+		    "bind another name, or remove the account first "
+		    "(kvstorectl userdel %s)", name, name);
+}
+
 static void
 open_store(const struct options *o, struct store *st)
 {
@@ -320,6 +350,8 @@ open_store(const struct options *o, struct store *st)
 			fatalx("%s", err);
 		store_set_users_file(st, o->users_file);
 	}
+	if (o->bound_user != NULL)
+		reserve_bound_user(st, o->bound_user);
 	store_detach_process(st);
 }
 
@@ -517,6 +549,9 @@ main(int argc, char **argv)
 	sc.policy.reg_limit = o.reg_limit;
 	sc.policy.max_accounts = o.max_accounts;
 	sc.policy.users_file = o.users_file[0] ? o.users_file : NULL;
+	sc.policy.bound_user = o.bound_user;
+	sc.policy.throttle_ms = o.throttle_ms;
+	sc.policy.stop = &conn_stop;
 
 	if (o.inetd) {
 		drop_privileges(&o);

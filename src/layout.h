@@ -32,7 +32,7 @@
 #define KV_CACHELINE		64
 #define KV_AUDIT_LINES		256	/* the in-memory audit ring */
 #define KV_AUDIT_LEN		248
-#define KV_PEERS		512	/* failed-login and registration counters */
+#define KV_PEERS		4096	/* failed-login and registration counters */
 #define KV_PATH_MAX		256
 #define KV_CONNS		KV_SLOTS	/* connections counted per address */
 
@@ -113,16 +113,21 @@ struct kv_audit {
 };
 
 /*
- * Counters per peer address (hashed), shared by every connection process:
- * failed logins for the growing delay, registrations for the rate limit.
- * Updated with atomics, no lock: a lost update only softens a limit.
+ * Counters per peer address, and per login name, hashed, shared by every
+ * connection process: failed logins for the growing delay, registrations
+ * for the rate limit, and the one login attempt an address may have in
+ * progress.  A name's entry exists whether or not the account does, so
+ * that the delay tells nothing about which names are accounts.  Updated
+ * with atomics, no lock: a lost update only softens a limit.
  */
 struct kv_peer {
-	uint64_t	key;		/* hash of the address, 0 = empty */
+	uint64_t	key;		/* hash of the address or name, 0 = empty */
 	uint32_t	fails;
 	uint32_t	regs;		/* registrations in the current window */
 	int64_t		last_fail;
 	int64_t		reg_window;	/* start of the registration window */
+	uint32_t	busy;		/* pid checking a login from it, 0 = none */
+	uint32_t	pad;
 };
 
 /*

@@ -168,6 +168,10 @@ do_auth(struct conn *c, const struct mc_request *r)
 	case CR_NO_TARGET:
 		reply_always(c, "CLIENT_ERROR denied no such user");
 		break;
+	case CR_LOGIN_BUSY:
+		reply_always(c, "SERVER_ERROR busy login in progress from this "
+		    "address");
+		break;
 	default:
 		reply_always(c, "CLIENT_ERROR authentication failure");
 		break;

@@ -48,6 +48,7 @@ static const char *const errors[] = {
 	[CR_NO_TARGET] = "ERR denied no such user",
 	[CR_AUTH_FAILED] = "ERR auth login failed",
 	[CR_LOGGED_IN] = "ERR denied already logged in",
+	[CR_LOGIN_BUSY] = "ERR busy login in progress from this address",
 	[CR_BAD_NAME] = "ERR syntax bad user name",
 	[CR_BAD_SECRET] = "ERR syntax bad secret",
 	[CR_NAME_TAKEN] = "ERR auth name taken",

@@ -4,10 +4,13 @@
  * per peer address (failed logins for the growing delay, registrations for
  * the rate limit).  Both are updated with atomics and no lock.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "layout.h"
 #include "store.h"
@@ -54,12 +57,15 @@ store_audit_read(struct store *st, unsigned max,
 	}
 }
 
+#define FAIL_FORGET	900	/* seconds after the last failure it is forgotten */
+
+/* kind 0: an address; 1: a login name.  One table, keys kept apart. */
 static struct kv_peer *
-peer_entry(struct store *st, const char *addr, int create)
+peer_entry(struct store *st, int kind, const char *what, int create)
 {
 	struct kv_peer *peers = (struct kv_peer *)(st->base +
 	    st->hdr->off_peers);
-	uint64_t key = hash_key(0, addr, strlen(addr)) | 1, k;
+	uint64_t key = hash_key((uint32_t)kind, what, strlen(what)) | 1, k;
 	uint32_t i, at = (uint32_t)(key % KV_PEERS), oldest = at;
 	int64_t now = (int64_t)time(NULL);
 
@@ -70,7 +76,7 @@ peer_entry(struct store *st, const char *addr, int create)
 		if (k == key)
 			return p;
 		if (k == 0 || (p->last_fail < now - 3600 &&
-		    p->reg_window < now - 3600)) {
+		    p->reg_window < now - 3600 && LOAD(&p->busy) == 0)) {
 			oldest = (at + i) % KV_PEERS;
 			break;
 		}
@@ -84,34 +90,109 @@ peer_entry(struct store *st, const char *addr, int create)
 	peers[oldest].regs = 0;
 	peers[oldest].last_fail = 0;
 	peers[oldest].reg_window = 0;
+	peers[oldest].busy = 0;
 	STORE(&peers[oldest].key, key);
 	return &peers[oldest];
+}
+
+/* Failures in a row, forgotten only FAIL_FORGET seconds after the last. */
+static uint32_t
+fails_of(struct store *st, int kind, const char *what)
+{
+	struct kv_peer *p = peer_entry(st, kind, what, 0);
+
+	if (p == NULL || LOAD(&p->last_fail) < (int64_t)time(NULL) -
+	    FAIL_FORGET)
+		return 0;
+	return LOAD(&p->fails);
+}
+
+static void
+fail(struct store *st, int kind, const char *what)
+{
+	struct kv_peer *p = peer_entry(st, kind, what, 1);
+	int64_t now = (int64_t)time(NULL);
+
+	if (LOAD(&p->last_fail) < now - FAIL_FORGET)
+		STORE(&p->fails, 0);
+	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
+	STORE(&p->last_fail, now);
 }
 
 uint32_t
 store_peer_fails(struct store *st, const char *addr)
 {
-	struct kv_peer *p = peer_entry(st, addr, 0);
-
-	return p == NULL ? 0 : LOAD(&p->fails);
+	return fails_of(st, 0, addr);
 }
 
 void
 store_peer_fail(struct store *st, const char *addr)
 {
-	struct kv_peer *p = peer_entry(st, addr, 1);
+	fail(st, 0, addr);
+}
 
-	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
-	STORE(&p->last_fail, (int64_t)time(NULL));
+uint32_t
+store_name_fails(struct store *st, const char *name)
+{
+	return fails_of(st, 1, name);
+}
+
+/* A failure for a name, account or not; reset: the right secret. */
+void
+store_name_fail(struct store *st, const char *name, int reset)
+{
+	struct kv_peer *p;
+
+	if (!reset)
+		fail(st, 1, name);
+	else if ((p = peer_entry(st, 1, name, 0)) != NULL)
+		STORE(&p->fails, 0);
+}
+
+static int
+gone(uint32_t pid)
+{
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/*
+ * Take the address's one login in progress, waiting up to wait_ms for the
+ * attempt before it; 1 when taken, 0 when the wait ran out or *stop was
+ * set.  A holder that died (killed, say) gives it up.
+ */
+int
+store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
+    volatile sig_atomic_t *stop)
+{
+	struct kv_peer *p = peer_entry(st, 0, addr, 1);
+	struct timespec nap = { 0, 5 * 1000000L };
+	uint32_t me = (uint32_t)getpid(), held, none;
+	unsigned waited = 0;
+
+	for (;;) {
+		none = 0;
+		if (CAS(&p->busy, none, me))
+			return 1;
+		held = none;		/* CAS left the holder there */
+		if (held == me)
+			return 1;
+		if (gone(held) && CAS(&p->busy, held, me))
+			return 1;
+		if (waited >= wait_ms || (stop != NULL && *stop))
+			return 0;
+		nanosleep(&nap, NULL);
+		waited += 5;
+	}
 }
 
 void
-store_peer_reset(struct store *st, const char *addr)
+store_peer_login_end(struct store *st, const char *addr)
 {
-	struct kv_peer *p = peer_entry(st, addr, 0);
+	struct kv_peer *p = peer_entry(st, 0, addr, 0);
+	uint32_t me = (uint32_t)getpid();
 
 	if (p != NULL)
-		STORE(&p->fails, 0);
+		CAS(&p->busy, me, 0);
 }
 
 /* Count a registration; 0 when the peer is over limit per window. */
@@ -119,7 +200,7 @@ int
 store_peer_register(struct store *st, const char *addr, uint32_t limit,
     int window)
 {
-	struct kv_peer *p = peer_entry(st, addr, 1);
+	struct kv_peer *p = peer_entry(st, 0, addr, 1);
 	int64_t now = (int64_t)time(NULL);
 
 	if (LOAD(&p->reg_window) + window <= now) {

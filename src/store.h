@@ -8,6 +8,7 @@
 #ifndef STORE_H
 #define STORE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -149,7 +150,11 @@ void	 store_audit_read(struct store *, unsigned max,
 	    void (*)(void *, const char *), void *);
 uint32_t store_peer_fails(struct store *, const char *addr);
 void	 store_peer_fail(struct store *, const char *addr);
-void	 store_peer_reset(struct store *, const char *addr);
+uint32_t store_name_fails(struct store *, const char *name);
+void	 store_name_fail(struct store *, const char *name, int reset);
+int	 store_peer_login_begin(struct store *, const char *addr,
+	    unsigned wait_ms, volatile sig_atomic_t *stop);
+void	 store_peer_login_end(struct store *, const char *addr);
 int	 store_peer_register(struct store *, const char *addr, uint32_t limit,
 	    int window);
 

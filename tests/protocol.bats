@@ -461,6 +461,22 @@ good_after() {
 	assert_output $'NOT_FOUND\r'
 }
 
+@test "expire's range: ten years at most, no wrap past 32 bits" {
+	kv_start
+	# 4000000000 s once wrapped to a time in the past (the key vanished),
+	# 2498856555 to 0 (never expires): both are refused now, key unchanged.
+	run -0 kv_raw_as alice 'put a v\r\nexpire a 4000000000\r\nttl a\r\nput b v\r\nexpire b 2498856555\r\nttl b\r\n'
+	assert_output $'OK\r\nERR limit expire longer than 315360000 seconds\r\nTTL -1\r\nOK\r\nERR limit expire longer than 315360000 seconds\r\nTTL -1\r'
+	run -0 kv_raw_as alice 'expire a 315360001\r\nexpire a 315360000\r\nttl a\r\nexpire a 9999999999\r\nexpire a 99999999999\r\n'
+	assert_line -n 0 $'ERR limit expire longer than 315360000 seconds\r'
+	assert_line -n 1 $'OK\r'
+	assert_line -n 2 --regexp $'^TTL (315360000|3153599[0-9][0-9])\r$'
+	assert_line -n 3 $'ERR limit expire longer than 315360000 seconds\r'
+	assert_line -n 4 $'ERR syntax bad number\r'
+	run -0 kv_raw_as alice 'get a\r\nget b\r\n'
+	assert_output $'VALUE 1\r\nv\r\nVALUE 1\r\nv\r'
+}
+
 @test "quit: BYE, then the server closes the connection" {
 	kv_start
 	kv_session alice

@@ -598,7 +598,7 @@ m_stats_ok() {
 	((dt >= 1550))
 
 	# Per address too: a correct login from 127.0.0.1 now waits (5
-	# failures from there: 1.6 s), succeeds, and clears the address.
+	# failures from there: 1.6 s), and succeeds; a success does not clear the address (logins.bats).
 	t0=$(now_ms)
 	run kv -u bob get k
 	dt=$(($(now_ms) - t0))
