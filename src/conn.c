@@ -40,8 +40,8 @@ conn_line(enum conn_proto proto, enum conn_event ev)
 	return proto == PROTO_MEMCACHED ? mc_lines[ev] : native_lines[ev];
 }
 
-static uint64_t
-mono_ms(void)
+uint64_t
+conn_now(void)
 {
 	struct timespec ts;
 
@@ -286,17 +286,12 @@ batch(struct conn *c)
 	return rc;
 }
 
-/* Milliseconds until a deadline at `at' (0: none), clamped into *wait. */
+/* Keep the earlier of two deadlines (ms; 0 = none). */
 static void
-nearest(uint64_t at, uint64_t now, int *wait)
+nearest(uint64_t at, uint64_t *wake)
 {
-	int left;
-
-	if (at == 0)
-		return;
-	left = at > now ? (int)(at - now) : 0;
-	if (*wait < 0 || left < *wait)
-		*wait = left;
+	if (at != 0 && (*wake == 0 || at < *wake))
+		*wake = at;
 }
 
 /* Send our end first, and read what has come, so a close is not a reset. */
@@ -313,153 +308,192 @@ linger(struct conn *c)
 		;
 }
 
-/*
- * Serve one connection to its end in this process.  Returns 0 at a close
- * the protocol asked for or the peer made, -1 when the connection was
- * dropped (a deadline, an error).
- */
-int
-conn_serve(struct conn *c)
+/* The connection's clock starts: deadlines count from now. */
+void
+conn_start(struct conn *c, uint64_t now)
 {
 	const struct conn_config *cfg = c->cfg;
-	uint64_t T = (uint64_t)cfg->partial_timeout * 1000;
-	uint64_t idle = (uint64_t)(c->proto == PROTO_MEMCACHED ?
-	    cfg->mc_idle_timeout : cfg->idle_timeout) * 1000;
-	uint64_t now, login_by, partial_since = 0, write_since = 0, idle_since;
-	uint64_t answered;
-	size_t queued;
-	struct pollfd pfd[2];
-	int wait, np, rc = 0, stopped = 0, pending, more = 0, r;
 
 	nonblocking(c->in);
 	if (c->out != c->in)
 		nonblocking(c->out);
-	now = mono_ms();
-	login_by = cfg->login_timeout > 0 ?
+	c->T = (uint64_t)cfg->partial_timeout * 1000;
+	c->idle = (uint64_t)(c->proto == PROTO_MEMCACHED ?
+	    cfg->mc_idle_timeout : cfg->idle_timeout) * 1000;
+	c->login_by = cfg->login_timeout > 0 ?
 	    now + (uint64_t)cfg->login_timeout * 1000 : 0;
-	idle_since = now;
+	c->idle_since = now;
+}
+
+/*
+ * One turn of a connection: read if the socket said it may (readable),
+ * answer, write, look at the deadlines.  Returns 1 to be called again
+ * when c->want_read / c->want_write say so or at c->wake_at (ms, 0 =
+ * never), 0 when the connection is done (c->rc: 0 a close the protocol
+ * asked for or the peer made, -1 dropped).  Never blocks.
+ */
+int
+conn_step(struct conn *c, int readable, uint64_t now)
+{
+	const struct conn_config *cfg = c->cfg;
+	uint64_t answered;
+	size_t queued;
+	int pending, r;
+
+	if (readable && !c->closing && !c->eof && !c->paused) {
+		if ((r = read_some(c)) == -1)
+			c->eof = 1;
+		else if (r == 1)
+			c->idle_since = now;
+	}
 	for (;;) {
 		/* Answer what has come, as far as the output bound allows. */
-		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX) {
-			more = 0;
-		}
-		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX &&
-		    buf_avail(&c->ib) > 0) {
-			answered = c->requests;
-			queued = buf_avail(&c->ob);
-			if ((more = batch(c)) == -1) {
-				rc = -1;
-				break;
+		if (!c->closing && !c->paused &&
+		    buf_avail(&c->ob) < CONN_OUT_MAX) {
+			c->more = 0;
+			if (buf_avail(&c->ib) > 0) {
+				answered = c->requests;
+				queued = buf_avail(&c->ob);
+				if ((c->more = batch(c)) == -1) {
+					c->rc = -1;
+					return 0;
+				}
+				/* A request answered: what follows has a
+				 * deadline of its own. */
+				if (c->requests != answered ||
+				    buf_avail(&c->ob) > queued)
+					c->partial_since = 0;
 			}
-			/* A request answered: what follows has a deadline of
-			 * its own. */
-			if (c->requests != answered ||
-			    buf_avail(&c->ob) > queued)
-				partial_since = 0;
 		}
-		if (conn_stop && !stopped) {
-			stopped = 1;
+		if (conn_stop && !c->stopped) {
+			c->stopped = 1;
 			say(c, EV_SHUTDOWN);
 			c->closing = 1;
 		}
-		now = mono_ms();
 		if (buf_avail(&c->ob) > 0) {
 			if ((r = write_some(c)) == -1) {
-				rc = -1;
-				break;
+				c->rc = -1;
+				return 0;
 			}
 			if (r == 1)
-				idle_since = now;
-			if (r == 1 || write_since == 0)
-				write_since = now;
+				c->idle_since = now;
+			if (r == 1 || c->write_since == 0)
+				c->write_since = now;
 		}
 		if (buf_avail(&c->ob) == 0) {
-			write_since = 0;
+			c->write_since = 0;
 			/* Closing, or all answered and the peer will say no
 			 * more. */
-			if (c->closing || (c->eof && !more))
-				break;
+			if (c->closing || (c->eof && !c->more && !c->paused)) {
+				c->rc = 0;
+				linger(c);
+				return 0;
+			}
+			if (c->more && !c->paused)
+				continue;	/* room again: answer the rest */
 		}
 		pending = buf_avail(&c->ib) > 0 || c->discard || c->skip_line;
-		if (!pending)
-			partial_since = 0;
-		else if (partial_since == 0)
-			partial_since = now;
+		if (!pending || c->paused)
+			c->partial_since = 0;
+		else if (c->partial_since == 0)
+			c->partial_since = now;
 
 		/* The deadlines, each said in the listener's protocol. */
-		if (write_since != 0 && T > 0 && now - write_since >= T) {
+		if (c->write_since != 0 && c->T > 0 &&
+		    now - c->write_since >= c->T) {
 			log_info("timeout: %s: replies not read after %d s",
 			    c->peer, cfg->partial_timeout);
-			rc = -1;
-			break;
+			c->rc = -1;
+			return 0;
 		}
-		if (!c->closing && !c->eof && !more) {
-			if (pending && T > 0 && now - partial_since >= T) {
+		if (!c->closing && !c->eof && !c->more && !c->paused) {
+			if (c->partial_since != 0 && c->T > 0 &&
+			    now - c->partial_since >= c->T) {
 				say(c, EV_TIMEOUT_PARTIAL);
 				log_info("timeout: %s: request unfinished after "
 				    "%d s", c->peer, cfg->partial_timeout);
 				c->closing = 1;
 				continue;
 			}
-			if (c->cl.user == 0 && login_by != 0 && now >= login_by) {
+			if (c->cl.user == 0 && c->login_by != 0 &&
+			    now >= c->login_by) {
 				say(c, EV_TIMEOUT_LOGIN);
 				log_info("timeout: %s: no login after %d s",
 				    c->peer, cfg->login_timeout);
 				c->closing = 1;
 				continue;
 			}
-			if (idle > 0 && !pending && buf_avail(&c->ob) == 0 &&
-			    now - idle_since >= idle) {
+			if (c->idle > 0 && !pending &&
+			    buf_avail(&c->ob) == 0 &&
+			    now - c->idle_since >= c->idle) {
 				say(c, EV_TIMEOUT_IDLE);
 				log_info("timeout: %s after %d s", c->peer,
-				    (int)(idle / 1000));
+				    (int)(c->idle / 1000));
 				c->closing = 1;
 				continue;
 			}
 		}
+		break;
+	}
 
-		wait = -1;
+	/* What to wait for next. */
+	c->wake_at = 0;
+	c->want_read = !c->closing && !c->eof && !c->more && !c->paused &&
+	    buf_avail(&c->ob) < CONN_OUT_MAX;
+	c->want_write = buf_avail(&c->ob) > 0;
+	if (c->want_read) {
+		if (c->partial_since != 0 && c->T > 0)
+			nearest(c->partial_since + c->T, &c->wake_at);
+		if (c->cl.user == 0)
+			nearest(c->login_by, &c->wake_at);
+		if (c->idle > 0 && c->partial_since == 0 &&
+		    buf_avail(&c->ob) == 0)
+			nearest(c->idle_since + c->idle, &c->wake_at);
+	}
+	if (c->want_write && c->T > 0)
+		nearest(c->write_since + c->T, &c->wake_at);
+	if (!c->want_read && !c->want_write && !c->paused) {
+		/* Nothing to read, write or wait for. */
+		c->rc = 0;
+		return 0;
+	}
+	return 1;
+}
+
+/* The prefork engine: one connection, this process, to its end. */
+int
+conn_serve(struct conn *c)
+{
+	struct pollfd pfd[2];
+	uint64_t now = conn_now();
+	int np, wait, readable = 0;
+
+	conn_start(c, now);
+	while (conn_step(c, readable, now)) {
 		np = 0;
-		if (!c->closing && !c->eof && !more &&
-		    buf_avail(&c->ob) < CONN_OUT_MAX) {
+		if (c->want_read) {
 			pfd[np].fd = c->in;
 			pfd[np++].events = POLLIN;
-			if (pending && T > 0)
-				nearest(partial_since + T, now, &wait);
-			if (c->cl.user == 0)
-				nearest(login_by, now, &wait);
-			if (idle > 0 && !pending && buf_avail(&c->ob) == 0)
-				nearest(idle_since + idle, now, &wait);
 		}
-		if (buf_avail(&c->ob) > 0) {
+		if (c->want_write) {
 			if (np == 1 && c->out == c->in)
 				pfd[0].events |= POLLOUT;
 			else {
 				pfd[np].fd = c->out;
 				pfd[np++].events = POLLOUT;
 			}
-			if (T > 0)
-				nearest(write_since + T, now, &wait);
 		}
-		if (np == 0) {
-			if (more)
-				continue;	/* room again: answer the rest */
-			break;		/* nothing to read, write or wait for */
-		}
+		now = conn_now();
+		wait = c->wake_at == 0 ? -1 : c->wake_at > now ?
+		    (int)(c->wake_at - now) : 0;
 		pfd[0].revents = 0;
 		if (poll(pfd, (nfds_t)np, wait) == -1 && errno != EINTR) {
-			rc = -1;
+			c->rc = -1;
 			break;
 		}
-		if (pfd[0].fd == c->in && (pfd[0].events & POLLIN) &&
-		    (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if ((r = read_some(c)) == -1)
-				c->eof = 1;
-			else if (r == 1)
-				idle_since = now;
-		}
+		readable = c->want_read && (pfd[0].revents & (POLLIN | POLLHUP |
+		    POLLERR));
+		now = conn_now();
 	}
-	if (rc == 0)
-		linger(c);
-	return rc;
+	return c->rc;
 }

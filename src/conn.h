@@ -80,6 +80,16 @@ struct conn {
 	uint32_t	 limit_slot;	/* in the per-address table, 0 = none */
 	int		 counted_login;	/* limit_slot says logged in */
 	struct mc_state	 mc;
+	/* the core's clock, ms (conn_now()) */
+	uint64_t	 T, idle;	/* -T and the listener's idle, in ms */
+	uint64_t	 login_by, partial_since, write_since, idle_since;
+	int		 more;		/* the front-end stopped at the bound */
+	int		 paused;	/* waiting on a login helper */
+	int		 stopped;	/* told of the shutdown */
+	int		 rc;		/* conn_step() done: how */
+	/* what conn_step() wants next */
+	int		 want_read, want_write;
+	uint64_t	 wake_at;
 };
 
 /* Front-ends: answer every complete request in c->ib; -1 to drop. */
@@ -92,6 +102,9 @@ const char *conn_line(enum conn_proto, enum conn_event);
 int	conn_init(struct conn *, const struct conn_config *, enum conn_proto,
 	    int in, int out, const char *peer);
 void	conn_free(struct conn *);
+uint64_t conn_now(void);
+void	conn_start(struct conn *, uint64_t now);
+int	conn_step(struct conn *, int readable, uint64_t now);
 int	conn_serve(struct conn *);
 /* A request that a web page made a browser send: 1, closing at once. */
 int	conn_http_line(const char *p, size_t avail, int logged_in);
