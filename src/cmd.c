@@ -419,6 +419,56 @@ credentials(const char *name, size_t nlen, const char *secret, size_t slen,
 	return CR_OK;
 }
 
+/* Give the checked-for-form login to the defer hook; the secret is wiped. */
+static int
+hand_over(struct client *c, int kind, const char *user, const char *store,
+    char *pass)
+{
+	struct cmd_login_job job;
+	int rc;
+
+	memset(&job, 0, sizeof(job));
+	job.kind = kind;
+	snprintf(job.name, sizeof(job.name), "%s", user);
+	snprintf(job.store, sizeof(job.store), "%s", store ? store : "");
+	snprintf(job.secret, sizeof(job.secret), "%s", pass);
+	explicit_bzero(pass, KV_SECRET_MAX + 1);
+	rc = c->defer(c, &job) == 0 ? CR_PENDING : CR_ERROR;
+	explicit_bzero(&job, sizeof(job));
+	return rc;
+}
+
+/* A login helper's side: do the job as the connection would have. */
+int
+cmd_login_job_run(struct client *c, const struct cmd_login_job *j)
+{
+	size_t n = strlen(j->name), sl = strlen(j->secret);
+
+	c->defer = NULL;
+	switch (j->kind) {
+	case LOGIN_REGISTER:
+		return cmd_register(c, j->name, n, j->secret, sl);
+	case LOGIN_AS:
+		return cmd_login_as(c, j->name, n, j->store, strlen(j->store),
+		    j->secret, sl);
+	default:
+		return cmd_login(c, j->name, n, j->secret, sl);
+	}
+}
+
+/* Take the identity a helper's login established. */
+void
+cmd_adopt(struct client *c, const struct client *from)
+{
+	c->user = from->user;
+	c->gen = from->gen;
+	c->role = from->role;
+	memcpy(c->name, from->name, sizeof(c->name));
+	c->target = from->target;
+	c->target_gen = from->target_gen;
+	memcpy(c->target_name, from->target_name, sizeof(c->target_name));
+}
+
 int
 cmd_login(struct client *c, const char *name, size_t nlen,
     const char *secret, size_t slen)
@@ -432,6 +482,8 @@ cmd_login(struct client *c, const char *name, size_t nlen,
 		return CR_LOGGED_IN;
 	if ((rc = credentials(name, nlen, secret, slen, user, pass)) != CR_OK)
 		return rc;
+	if (c->defer != NULL)
+		return hand_over(c, LOGIN_PLAIN, user, NULL, pass);
 	id = check_secret(c, user, pass, &v, &rc);
 	explicit_bzero(pass, sizeof(pass));
 	if (id == 0)
@@ -455,6 +507,8 @@ cmd_register(struct client *c, const char *name, size_t nlen,
 		return CR_LOGGED_IN;
 	if ((rc = credentials(name, nlen, secret, slen, user, pass)) != CR_OK)
 		return rc;
+	if (c->defer != NULL)
+		return hand_over(c, LOGIN_REGISTER, user, NULL, pass);
 	peer_address(c, addr, sizeof(addr));
 	rc = CR_OK;
 	if (p->bound_user != NULL && strcmp(user, p->bound_user) == 0)
@@ -519,6 +573,8 @@ cmd_login_as(struct client *c, const char *name, size_t nlen,
 		store_note_auth_failure(c->st);
 		return CR_AUTH_FAILED;
 	}
+	if (c->defer != NULL)
+		return hand_over(c, LOGIN_AS, user, target, pass);
 	id = check_secret(c, user, pass, &v, &rc);
 	explicit_bzero(pass, sizeof(pass));
 	if (id == 0)

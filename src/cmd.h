@@ -58,7 +58,22 @@ enum cmd_result {
 	CR_REG_THROTTLED,
 	CR_ACCOUNTS_FULL,
 	CR_NO_HASH,		/* the secret could not be hashed */
+	CR_PENDING,		/* handed to a login helper: the answer comes */
 	CR_ERROR
+};
+
+/*
+ * A login, register or login-as, checked for form and handed elsewhere
+ * (the event engine's login helpers) so that the secret's hashing, ~26 ms,
+ * and the throttle's delay stall no other connection.
+ */
+enum cmd_login_kind { LOGIN_PLAIN = 0, LOGIN_REGISTER, LOGIN_AS };
+
+struct cmd_login_job {
+	int		 kind;
+	char		 name[KV_USER_MAX + 1];
+	char		 store[KV_USER_MAX + 1];	/* LOGIN_AS */
+	char		 secret[KV_SECRET_MAX + 1];
 };
 
 #define CMD_AUDIT_KEYS	88 	/* key text one audit line carries */
@@ -80,6 +95,10 @@ struct client {
 	uint32_t		 target;	/* a manager's chosen store, 0 = own */
 	uint32_t		 target_gen;
 	char			 target_name[KV_USER_MAX + 1];
+	/* set: logins go to defer(), which answers later (CR_PENDING) */
+	int			(*defer)(struct client *,
+				    const struct cmd_login_job *);
+	void			*defer_ctx;
 	/* the request in hand */
 	const char		*verb;
 	int			 crossed;	/* it acted on another user's store */
@@ -101,6 +120,8 @@ int	cmd_login_as(struct client *, const char *name, size_t nlen,
 int	cmd_bind(struct client *, const char *name);
 int	cmd_use(struct client *, const char *name, size_t nlen);
 int	cmd_whoami(struct client *, int *role);
+int	cmd_login_job_run(struct client *, const struct cmd_login_job *);
+void	cmd_adopt(struct client *, const struct client *from);
 void	cmd_auth_failure(struct client *);
 
 /* A request: begin, any number of operations, end (writes the audit line). */

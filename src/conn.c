@@ -460,6 +460,44 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	return 1;
 }
 
+/*
+ * At the connection limit: one line, in the listener's protocol, then
+ * close.  Best effort: the line is short and the socket buffer is empty.
+ */
+void
+conn_refuse_fd(int fd, enum conn_proto proto)
+{
+	char junk[4096];
+	int n;
+
+	n = snprintf(junk, sizeof(junk), "%s\r\n", conn_line(proto, EV_BUSY));
+	(void)!write(fd, junk, (size_t)n);
+	/*
+	 * Closing with the client's first request unread would send a reset,
+	 * which can make the client's kernel drop the line before it is
+	 * read: send our end first, and read what has come (never block,
+	 * and not for ever from a client that keeps sending).
+	 */
+	shutdown(fd, SHUT_WR);
+	for (n = 0; n < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0;
+	    n++)
+		;
+	close(fd);
+}
+
+/* A login handed to a helper has its answer: reply, and go on. */
+void
+conn_login_done(struct conn *c, int rc, const struct client *who)
+{
+	if (rc == CR_OK)
+		cmd_adopt(&c->cl, who);
+	if (c->proto == PROTO_MEMCACHED)
+		mc_login_done(c, rc);
+	else
+		native_login_done(c, rc);
+	c->paused = 0;
+}
+
 /* The prefork engine: one connection, this process, to its end. */
 int
 conn_serve(struct conn *c)

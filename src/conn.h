@@ -95,6 +95,8 @@ struct conn {
 /* Front-ends: answer every complete request in c->ib; -1 to drop. */
 int	native_batch(struct conn *);
 int	mc_batch(struct conn *);
+void	native_login_done(struct conn *, int rc);
+void	mc_login_done(struct conn *, int rc);
 extern const char *const native_lines[EV_COUNT];
 extern const char *const mc_lines[EV_COUNT];
 
@@ -106,6 +108,8 @@ uint64_t conn_now(void);
 void	conn_start(struct conn *, uint64_t now);
 int	conn_step(struct conn *, int readable, uint64_t now);
 int	conn_serve(struct conn *);
+void	conn_refuse_fd(int fd, enum conn_proto);
+void	conn_login_done(struct conn *, int rc, const struct client *who);
 /* A request that a web page made a browser send: 1, closing at once. */
 int	conn_http_line(const char *p, size_t avail, int logged_in);
 int	conn_refuse_http(struct conn *);

@@ -64,6 +64,8 @@ struct options {
 	unsigned	 per_addr;
 	unsigned	 per_addr_prelogin;
 	unsigned	 throttle_ms;
+	int		 engine;
+	int		 workers;
 	unsigned	 reg_limit;
 	unsigned	 max_accounts;
 	const char	*bound_user;
@@ -74,9 +76,11 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
-	    "[-c maxconn] [-D throttle-ms] [-g registrations]\n"
-	    "                [-H per-address] [-U per-address-before-login] "
-	    "[-W memcached-idle-seconds]\n"
+	    "[-c maxconn] [-D throttle-ms] [-e prefork|event]\n"
+	    "                [-g registrations] [-H per-address] "
+	    "[-U per-address-before-login]\n"
+	    "                "
+	    "[-W memcached-idle-seconds] [-w workers]\n"
 	    "                [-I value-max] [-k spares] [-L seconds] [-l address] "
 	    "[-M memcached-port] [-m MiB]\n"
 	    "                [-N accounts] [-P pidfile] [-p port] "
@@ -140,9 +144,13 @@ parse_options(int argc, char **argv, struct options *o)
 	o->per_addr = 512;
 	o->per_addr_prelogin = 64;
 	o->throttle_ms = 100;
+	o->engine = ENGINE_PREFORK;
+	o->workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (o->workers < 1)
+		o->workers = 1;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:CD:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:")) !=
+	while ((ch = getopt(argc, argv, "A:B:c:CD:e:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -185,6 +193,20 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'D':
 			o->throttle_ms = (unsigned)number(optarg, 1, 1000, "-D");
+			break;
+		case 'e':
+			if (strcmp(optarg, "prefork") == 0)
+				o->engine = ENGINE_PREFORK;
+			else if (strcmp(optarg, "event") == 0)
+				o->engine = ENGINE_EVENT;
+			else {
+				fprintf(stderr, "kvstored: -e must be prefork or "
+				    "event, not '%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'w':
+			o->workers = (int)number(optarg, 1, 256, "-w");
 			break;
 		case 'H':
 			o->per_addr = (unsigned)number(optarg, 0, 1000000,
@@ -466,6 +488,8 @@ log_start(const struct options *o, struct master_config *mc)
 	log_info("start: kvstored %s listen %s port %d segment %s size %luM "
 	    "maxconn %d", KV_VERSION, addr, port, o->segment,
 	    (unsigned long)o->size_mb, o->maxconn);
+	if (o->engine == ENGINE_EVENT)
+		log_info("start: event engine, %d workers", o->workers);
 	for (i = 1; i < mc->nlfd; i++)
 		if (mc->lproto[i] == PROTO_MEMCACHED &&
 		    net_local(mc->lfd[i], addr, sizeof(addr), &port) == 0)
@@ -560,6 +584,8 @@ main(int argc, char **argv)
 	memset(&mc, 0, sizeof(mc));
 	mc.maxconn = o.maxconn;
 	mc.max_spares = o.max_spares < o.maxconn ? o.max_spares : o.maxconn;
+	mc.engine = o.engine;
+	mc.workers = o.workers;
 	mc.conn = &sc;
 	mc.users_file = sc.policy.users_file;
 	nfds = systemd_fds();

@@ -12,6 +12,9 @@
  * no spare is waiting does the master accept itself: to fork a child for the
  * connection, or, at the connection limit, to answer one refusal line.
  *
+ * With -e event the master keeps -w event workers instead (event.c), each
+ * accepting and serving many connections, and restarts one that dies.
+ *
  * Signals are blocked except inside ppoll(), so the handlers only set flags
  * and every consequence (reaping, logging, stopping) happens here in order.
  */
@@ -57,6 +60,8 @@ static int nchildren, nbusy, spare_target;
 static int busy_pipe[2] = { -1, -1 };	/* spares write their pid here */
 static uint64_t last_dry;		/* when the pool last ran dry, ms */
 static pid_t master_pid;
+static uint64_t last_worker;		/* when the last worker was forked */
+static int worker_died_young;		/* within a second of its fork */
 
 static void
 on_signal(int sig)
@@ -235,10 +240,47 @@ fork_spare(struct master_config *mc)
 	nchildren++;
 }
 
-/* Keep spare_target spares, within the connection limit. */
+/* An event worker: many connections, one loop (event.c). */
+static void
+fork_worker(struct master_config *mc)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_warn("fork a worker");
+		return;
+	}
+	if (pid == 0) {
+		close(busy_pipe[0]);
+		close(busy_pipe[1]);
+		event_worker(mc);
+	}
+	children[nchildren].pid = pid;
+	children[nchildren].busy = 0;
+	children[nchildren].peer[0] = '\0';
+	nchildren++;
+	last_worker = now_ms();
+	log_info("worker: pid %ld", (long)pid);
+}
+
+/*
+ * Keep spare_target spares, within the connection limit; or, for the
+ * event engine, all its workers, restarting one that died (not more than
+ * one a second while they die young, so a worker that cannot start does
+ * not make the master fork in a loop).
+ */
 static void
 top_up(struct master_config *mc)
 {
+	if (mc->engine == ENGINE_EVENT) {
+		while (nchildren < mc->workers) {
+			if (worker_died_young && now_ms() - last_worker < 1000)
+				return;
+			worker_died_young = 0;
+			fork_worker(mc);
+		}
+		return;
+	}
 	while (spares() < spare_target && nchildren < mc->maxconn)
 		fork_spare(mc);
 }
@@ -315,33 +357,12 @@ reap(struct master_config *mc)
 		}
 		if (c->busy)
 			nbusy--;
+		if (mc->engine == ENGINE_EVENT && now_ms() - last_worker < 1000)
+			worker_died_young = 1;
 		*c = children[--nchildren];
 		log_info("status: %d/%d", nbusy, mc->maxconn);
 	}
 	errno = saved;
-}
-
-/* At the connection limit: one line, in the listener's protocol. */
-static void
-refuse(int fd, enum conn_proto proto)
-{
-	char junk[4096];
-	int n;
-
-	/* Best effort: the line is short and the socket buffer is empty. */
-	n = snprintf(junk, sizeof(junk), "%s\r\n", conn_line(proto, EV_BUSY));
-	(void)!write(fd, junk, (size_t)n);
-	/*
-	 * Closing with the client's first request unread would send a reset,
-	 * which can make the client's kernel drop the line before it is
-	 * read: send our end first, and read what has come (never block,
-	 * and not for ever from a client that keeps sending).
-	 */
-	shutdown(fd, SHUT_WR);
-	for (n = 0; n < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0;
-	    n++)
-		;
-	close(fd);
 }
 
 /* No spare was waiting: fork a child for this connection, or refuse it. */
@@ -361,12 +382,12 @@ accept_one(struct master_config *mc, int li)
 	if (nchildren >= mc->maxconn) {
 		log_warnx("busy: refused %s at %d/%d", peer, nbusy,
 		    mc->maxconn);
-		refuse(fd, mc->lproto[li]);
+		conn_refuse_fd(fd, mc->lproto[li]);
 		return;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork for %s", peer);
-		refuse(fd, mc->lproto[li]);
+		conn_refuse_fd(fd, mc->lproto[li]);
 		return;
 	}
 	if (pid == 0) {
@@ -469,8 +490,8 @@ master_run(struct master_config *mc)
 	int i, n, np;
 
 	master_pid = getpid();
-	if ((children = calloc((size_t)mc->maxconn, sizeof(*children))) ==
-	    NULL)
+	if ((children = calloc((size_t)(mc->maxconn > mc->workers ?
+	    mc->maxconn : mc->workers), sizeof(*children))) == NULL)
 		fatal("calloc");
 	if (pipe2(busy_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
@@ -513,13 +534,13 @@ master_run(struct master_config *mc)
 		pfd[0].fd = busy_pipe[0];
 		pfd[0].events = POLLIN;
 		np = 1;
-		if (spares() == 0)
+		if (spares() == 0 && mc->engine == ENGINE_PREFORK)
 			for (i = 0; i < mc->nlfd; i++, np++) {
 				pfd[np].fd = mc->lfd[i];
 				pfd[np].events = POLLIN;
 			}
-		n = ppoll(pfd, (nfds_t)np, mc->max_spares > 0 ? &tick : NULL,
-		    &none);
+		n = ppoll(pfd, (nfds_t)np, mc->max_spares > 0 ||
+		    mc->engine == ENGINE_EVENT ? &tick : NULL, &none);
 		if (n == -1) {
 			if (errno != EINTR)
 				fatal("ppoll");

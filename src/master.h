@@ -15,11 +15,17 @@ struct master_config {
 	int			 nlfd;
 	int			 maxconn;
 	int			 max_spares;	/* pre-forked children, 0 = none */
+	int			 engine;	/* ENGINE_PREFORK or ENGINE_EVENT */
+	int			 workers;	/* the event engine's processes */
 	const char		*users_file;	/* reloaded on SIGHUP */
 	struct conn_config	*conn;
 };
 
+#define ENGINE_PREFORK	0	/* a process per connection (the default) */
+#define ENGINE_EVENT	1	/* a few processes, each with an event loop */
+
 int	master_run(struct master_config *);
+void	event_worker(struct master_config *) __attribute__((noreturn));
 void	child_serve(int in, int out, struct conn_config *, enum conn_proto,
 	    const char *peer);
 

@@ -144,6 +144,7 @@ do_auth(struct conn *c, const struct mc_request *r)
 {
 	const char *colon;
 	size_t nlen;
+	int rc;
 
 	if (r->verb == MV_UNAUTH) {
 		reply_always(c, "CLIENT_ERROR unauthenticated");
@@ -156,9 +157,19 @@ do_auth(struct conn *c, const struct mc_request *r)
 	}
 	colon = memchr(r->key, ':', r->klen);
 	nlen = colon ? (size_t)(colon - r->key) : r->klen;
-	switch (cmd_login_as(&c->cl, r->key, nlen,
-	    colon ? colon + 1 : r->key, colon ? r->klen - nlen - 1 : nlen,
-	    r->data, r->vlen)) {
+	rc = cmd_login_as(&c->cl, r->key, nlen, colon ? colon + 1 : r->key,
+	    colon ? r->klen - nlen - 1 : nlen, r->data, r->vlen);
+	if (rc == CR_PENDING)
+		c->paused = 1;	/* the rest waits for the answer */
+	else
+		mc_login_done(c, rc);
+}
+
+/* The reply to a login, now or when a helper answers. */
+void
+mc_login_done(struct conn *c, int rc)
+{
+	switch (rc) {
 	case CR_OK:
 		reply_always(c, "STORED");
 		break;
@@ -498,6 +509,8 @@ mc_batch(struct conn *c)
 			if (!lim.logged_in) {
 				do_auth(c, &r);
 				c->requests++;
+				if (c->paused)
+					goto out;
 			} else if (m->parser.in_get)
 				get_start(c, &r);
 			else {

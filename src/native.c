@@ -177,15 +177,12 @@ do_stats(struct conn *c)
 	    ss.puts, ss.dels);
 }
 
-static void
-do_login(struct conn *c, const struct request *rq)
+/* The reply to a login or register, now or when a helper answers. */
+void
+native_login_done(struct conn *c, int rc)
 {
-	const struct arg *a = rq->argv;
-	int role, rc;
+	int role;
 
-	rc = rq->verb == CMD_REGISTER ?
-	    cmd_register(&c->cl, a[0].p, a[0].len, a[1].p, a[1].len) :
-	    cmd_login(&c->cl, a[0].p, a[0].len, a[1].p, a[1].len);
 	if (rc != CR_OK) {
 		fail(c, rc);
 		return;
@@ -193,6 +190,21 @@ do_login(struct conn *c, const struct request *rq)
 	if (cmd_whoami(&c->cl, &role) != CR_OK)
 		role = c->cl.role;
 	buf_printf(&c->ob, "OK %s %s\r\n", c->cl.name, role_name(role));
+}
+
+static void
+do_login(struct conn *c, const struct request *rq)
+{
+	const struct arg *a = rq->argv;
+	int rc;
+
+	rc = rq->verb == CMD_REGISTER ?
+	    cmd_register(&c->cl, a[0].p, a[0].len, a[1].p, a[1].len) :
+	    cmd_login(&c->cl, a[0].p, a[0].len, a[1].p, a[1].len);
+	if (rc == CR_PENDING)
+		c->paused = 1;	/* the rest waits for the answer */
+	else
+		native_login_done(c, rc);
 }
 
 static void
@@ -350,6 +362,8 @@ native_batch(struct conn *c)
 			do_request(c, &rq);
 			c->requests++;
 			buf_consume(&c->ib, rq.consumed);
+			if (c->paused)
+				return 0;
 			break;
 		}
 	}
