@@ -21,8 +21,10 @@
 #include "store.h"
 #include "users.h"
 
-#define THROTTLE_MAX_MS	10000		/* the longest failed-login delay */
 #define AUDIT_KEY_SHOWN	64		/* bytes of one key in an audit line */
+
+/* Test builds: run while a login's secret is checked (KV_TEST_HOOKS). */
+void	(*cmd_test_login_hold)(void);
 
 void
 cmd_init(struct client *c, struct store *st, const struct cmd_policy *p,
@@ -360,6 +362,8 @@ check_secret(struct client *c, const char *user, const char *pass,
 		id = 0;
 	if (id == 0 || store_user_get(c->st, id, v) != ST_OK)
 		v->hash[0] = '\0';
+	if (cmd_test_login_hold != NULL)
+		cmd_test_login_hold();
 	ok = auth_verify(pass, v->hash[0] ? v->hash : NULL) && id != 0;
 	if (!ok) {
 		store_note_auth_failure(c->st);

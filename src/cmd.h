@@ -144,4 +144,7 @@ int	cmd_scan(struct client *, uint32_t *cursor, uint32_t max_stripes,
 int	cmd_stats(struct client *, struct store_stats *, struct user_view *);
 uint32_t cmd_value_max(const struct client *);
 
+/* Test builds: a hook run while a login's secret is checked. */
+extern void	(*cmd_test_login_hold)(void);
+
 #endif

@@ -27,6 +27,7 @@
 
 #include "auth.h"
 #include "kvstore.h"
+#include "cmd.h"
 #include "log.h"
 #include "master.h"
 #include "net.h"
@@ -519,6 +520,24 @@ test_hold(void)
 		;
 }
 
+/*
+ * With KVSTORE_TEST_LOGIN_MS=N every secret check takes N ms more, as a
+ * very slow hash would: the event engine must not stall on it.
+ */
+static unsigned test_login_ms;
+
+static void
+test_login(void)
+{
+	struct timespec ts = { test_login_ms / 1000,
+	    (long)(test_login_ms % 1000) * 1000000L };
+
+	log_info("test: pid %ld checks a secret for %u ms", (long)getpid(),
+	    test_login_ms);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 static void
 test_hooks(void)
 {
@@ -526,6 +545,9 @@ test_hooks(void)
 
 	if (ms != NULL && (test_hold_ms = (unsigned)strtoul(ms, NULL, 10)))
 		store_test_hold = test_hold;
+	ms = getenv("KVSTORE_TEST_LOGIN_MS");
+	if (ms != NULL && (test_login_ms = (unsigned)strtoul(ms, NULL, 10)))
+		cmd_test_login_hold = test_login;
 }
 #endif
 

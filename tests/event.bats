@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# event.bats - issue 12: the event engine (-e event).  The rest of the suite
+# runs on it too with KV_ENGINE=event; these are what only it has: workers
+# that the master restarts, and logins that do not stall a worker.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+teardown() {
+	local p
+	for p in "${E_BG[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	kv_stop
+}
+
+E_BG=()
+
+now_ms() {
+	local ns
+	ns=$(date +%s%N)
+	echo $((ns / 1000000))
+}
+
+# workers: the pids of the event workers the log names, newest last.
+workers() {
+	grep -Eo ': worker: pid [0-9]+$' "$KV_LOG" | awk '{ print $4 }'
+}
+
+@test "event engine: -e takes prefork or event, -w 1 to 256" {
+	run "$KVSTORED" -e threads -f -p 0 -s "$KV_SHM"
+	assert_failure 2
+	assert_output "kvstored: -e must be prefork or event, not 'threads'"
+	run "$KVSTORED" -e event -w 0 -f -p 0 -s "$KV_SHM"
+	assert_failure 2
+	assert_output --partial '-w must be a number from 1 to 256'
+	kv_start -e event -w 3
+	grep -q ': start: event engine, 3 workers$' "$KV_LOG"
+	kv_wait_log ': worker: pid [0-9]+$'
+	kv put city Kolkata put country India get country get city \
+	    get Institute >"$BATS_TEST_TMPDIR/got"
+	printf 'India\nKolkata\n\n' >"$BATS_TEST_TMPDIR/want"
+	cmp "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"
+}
+
+@test "event engine: one worker serves many connections at once" {
+	local i fds=()
+	kv_start -e event -w 1
+	kv_session alice
+	for i in $(seq 1 20); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$KV_PORT"
+		fds+=("$fd")
+	done
+	# All twenty are open on the one worker; each is answered in turn.
+	for fd in "${fds[@]}"; do
+		printf 'ping\r\n' >&"$fd"
+	done
+	for fd in "${fds[@]}"; do
+		read -r -t 5 line <&"$fd"
+		assert_equal "$line" $'PONG\r'
+	done
+	for fd in "${fds[@]}"; do
+		exec {fd}>&-
+	done
+	[ "$(workers | wc -l)" -eq 1 ]
+	[ "$(grep -c ': conn: pid ' "$KV_LOG")" -ge 21 ]
+}
+
+@test "event engine: a slow login does not hold up the other connections of its worker" {
+	local t0 dt secret fd out=$BATS_TEST_TMPDIR/login.out
+	: "${KVSTORED_HOOKS:?}"
+	KVSTORED=$KVSTORED_HOOKS kv_start -e event -w 1 -M 0 -B tester
+	kv_session alice
+	secret=$(<"$(kv_secret alice)")
+	mc_port=$(grep -Eo 'memcached protocol listen [^ ]+ port [0-9]+' \
+	    "$KV_LOG" | awk '{ print $6 }')
+	# From here every secret check takes 2 s (the hook), in a helper.
+	kill -TERM "$KV_PID"
+	wait "$KV_PID" || true
+	KVSTORE_TEST_LOGIN_MS=2000 KVSTORED=$KVSTORED_HOOKS kv_start -e event \
+	    -w 1 -M 0 -B tester
+	mc_port=$(grep -Eo 'memcached protocol listen [^ ]+ port [0-9]+' \
+	    "$KV_LOG" | awk '{ print $6 }')
+	t0=$(now_ms)
+	printf 'login alice %s\r\nget k\r\n' "$secret" |
+	    timeout 10 nc -N 127.0.0.1 "$KV_PORT" >"$out" &
+	E_BG+=($!)
+	kv_wait_log ': test: pid [0-9]+ checks a secret for 2000 ms$'
+	# Meanwhile, on the same (only) worker: a ping and a store request.
+	dt=$(now_ms)
+	run bash -c 'printf "ping\r\n" | timeout 5 nc -N 127.0.0.1 "$1"' _ "$KV_PORT"
+	assert_output $'PONG\r'
+	run bash -c 'printf "set k 0 0 1\r\nv\r\nget k\r\n" |
+	    timeout 5 nc -N 127.0.0.1 "$1"' _ "$mc_port"
+	assert_output $'STORED\r\nVALUE k 0 1\r\nv\r\nEND\r'
+	dt=$(($(now_ms) - dt))
+	echo "# two other connections answered in $dt ms during a 2 s login" >&3
+	((dt < 1000))
+	wait "${E_BG[0]}"
+	E_BG=()
+	assert_equal "$(tr -d '\r' <"$out")" $'OK alice guest\nNOT_FOUND'
+	(($(now_ms) - t0 >= 2000))
+}
+
+@test "event engine: a worker killed under load is restarted; nothing acknowledged is lost; the checker is clean" {
+	local first line
+	kv_start -e event -w 2 -A "$BATS_TEST_TMPDIR/users" -c 256
+	kv_session load
+	kv_wait_log ': worker: pid [0-9]+$'
+	first=$(workers | head -1)
+	kill -KILL "$first"
+	kv_wait_log ": end: pid $first signal 9 "
+	# The master forks a new one; the store is repaired as for any child.
+	for ((i = 0; i < 100; i++)); do
+		[ "$(workers | wc -l)" -ge 3 ] && break
+		sleep 0.05
+	done
+	[ "$(workers | wc -l)" -ge 3 ]
+	if [[ -n ${FAULTLOAD-} ]]; then
+		# Under load, kill workers with puts in flight.
+		run "$FAULTLOAD" -c 20 -k 4 -r 100000000 -d 30 -K 10 -i 300 \
+		    -m "$KV_PID" -s 300 -u load -p "$(<"$(kv_secret load)")" \
+		    127.0.0.1 "$KV_PORT"
+		echo "$output"
+		line=$(grep '^faultload:' <<<"$output" | tail -1)
+		echo "# ${line#faultload: }" >&3
+		assert_success
+		assert_line --regexp ' lost=0 '
+	fi
+	run -0 "$KVSTORECTL" -s "$KV_SHM" check
+	run kv -u load put k v get k
+	assert_output v
+}
