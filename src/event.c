@@ -92,6 +92,9 @@ static struct helper helpers[HELPERS];
 static struct job *queue;		/* logins waiting for a helper */
 static uint64_t next_job_id = 1;
 
+static void	publish_count(void);
+static int	total_conns(void);
+
 /* ---- login helpers -------------------------------------------------------- */
 
 static void __attribute__((noreturn))
@@ -270,6 +273,26 @@ conn_close(struct ev_conn *e)
 	conns[e->index] = conns[--nconns];
 	conns[e->index]->index = e->index;
 	free(e);
+	publish_count();
+}
+
+/* -c counts every worker's connections (a shared page of the master's). */
+static void
+publish_count(void)
+{
+	__atomic_store_n(&mc->worker_conns[mc->worker_slot * WORKER_STRIDE],
+	    nconns, __ATOMIC_RELAXED);
+}
+
+static int
+total_conns(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < mc->workers; i++)
+		n += __atomic_load_n(&mc->worker_conns[i * WORKER_STRIDE],
+		    __ATOMIC_RELAXED);
+	return n;
 }
 
 /* One turn; then watch for what the connection waits for, or close it. */
@@ -369,9 +392,10 @@ take(int li, uint64_t now)
 			return;
 		}
 		net_peer(fd, peer, sizeof(peer));
-		if (nconns >= maxconns || (e = calloc(1, sizeof(*e))) == NULL) {
-			log_warnx("busy: refused %s at %d/%d", peer, nconns,
-			    maxconns);
+		if (nconns >= maxconns || total_conns() >= mc->maxconn ||
+		    (e = calloc(1, sizeof(*e))) == NULL) {
+			log_warnx("busy: refused %s at %d/%d", peer,
+			    total_conns(), mc->maxconn);
 			conn_refuse_fd(fd, mc->lproto[li]);
 			continue;
 		}
@@ -380,6 +404,7 @@ take(int li, uint64_t now)
 		log_info("conn: pid %ld from %s", (long)getpid(), peer);
 		e->index = nconns;
 		conns[nconns++] = e;
+		publish_count();
 		(void)conn_init(&e->c, mc->conn, mc->lproto[li], fd, fd, peer);
 		e->c.cl.defer = defer_login;
 		e->c.cl.defer_ctx = e;
@@ -438,7 +463,7 @@ event_worker(struct master_config *m)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (store_attach_process(mc->conn->store) == -1)
 		_exit(1);
-	maxconns = (mc->maxconn + mc->workers - 1) / mc->workers;
+	maxconns = mc->maxconn;
 	if ((conns = calloc((size_t)maxconns, sizeof(*conns))) == NULL ||
 	    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("event worker");

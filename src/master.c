@@ -18,6 +18,7 @@
  * Signals are blocked except inside ppoll(), so the handlers only set flags
  * and every consequence (reaping, logging, stopping) happens here in order.
  */
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -50,6 +51,7 @@ struct busy_note {
 struct child {
 	pid_t	pid;
 	int	busy;		/* 0 while a spare waits in accept() */
+	int	slot;		/* an event worker's in worker_conns */
 	char	peer[NET_NAME_MAX];
 };
 
@@ -244,7 +246,19 @@ fork_spare(struct master_config *mc)
 static void
 fork_worker(struct master_config *mc)
 {
-	pid_t pid = fork();
+	pid_t pid;
+	int slot, i;
+
+	/* The lowest slot no live worker has; its count starts again at 0. */
+	for (slot = 0; slot < mc->workers; slot++) {
+		for (i = 0; i < nchildren && children[i].slot != slot; i++)
+			;
+		if (i == nchildren)
+			break;
+	}
+	mc->worker_conns[slot * WORKER_STRIDE] = 0;
+	mc->worker_slot = slot;
+	pid = fork();
 
 	if (pid == -1) {
 		log_warn("fork a worker");
@@ -257,6 +271,7 @@ fork_worker(struct master_config *mc)
 	}
 	children[nchildren].pid = pid;
 	children[nchildren].busy = 0;
+	children[nchildren].slot = slot;
 	children[nchildren].peer[0] = '\0';
 	nchildren++;
 	last_worker = now_ms();
@@ -495,6 +510,10 @@ master_run(struct master_config *mc)
 		fatal("calloc");
 	if (pipe2(busy_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
+	if (mc->engine == ENGINE_EVENT && (mc->worker_conns = mmap(NULL,
+	    (size_t)mc->workers * WORKER_STRIDE * sizeof(int), PROT_READ |
+	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		fatal("mmap");
 	for (i = 0; i < mc->nlfd; i++)
 		fcntl(mc->lfd[i], F_SETFL, fcntl(mc->lfd[i], F_GETFL) |
 		    O_NONBLOCK);

@@ -17,10 +17,13 @@ struct master_config {
 	int			 max_spares;	/* pre-forked children, 0 = none */
 	int			 engine;	/* ENGINE_PREFORK or ENGINE_EVENT */
 	int			 workers;	/* the event engine's processes */
+	int			 worker_slot;	/* this worker's in worker_conns */
+	volatile int		*worker_conns;	/* shared: connections per worker */
 	const char		*users_file;	/* reloaded on SIGHUP */
 	struct conn_config	*conn;
 };
 
+#define WORKER_STRIDE	16	/* ints: a cache line per worker's count */
 #define ENGINE_PREFORK	0	/* a process per connection (the default) */
 #define ENGINE_EVENT	1	/* a few processes, each with an event loop */
 

@@ -46,8 +46,10 @@ bench_cleanup() {
 		wait "$pid" 2>/dev/null
 	done
 	BENCH_PIDS=()
+	for seg in $KV_SEG ${BENCH_SEGS-}; do
+		"$KVSTORED" -R -s "$seg" >/dev/null 2>&1
+	done
 	if [[ -n $KV_SEG ]]; then
-		"$KVSTORED" -R -s "$KV_SEG" >/dev/null 2>&1
 		KV_SEG=
 	fi
 	rm -rf "$BENCH_TMP"
@@ -169,19 +171,25 @@ bench_start_ceiling() {
 	bench_die "ceiling did not start: $(cat "$BENCH_TMP/ceiling.log")"
 }
 
-# bench_start_kvstored MiB: sets KV_PORT (native), KV_MC_PORT (memcached
-# listener bound to user "bench"), KV_PID, KV_SEG, KV_LOG.
+# bench_start_kvstored MiB [NAME [FLAGS...]]: sets KV_PORT (native),
+# KV_MC_PORT (memcached listener bound to user "bench"), KV_PID, KV_SEG,
+# KV_LOG.  NAME (default kvstored) names the log and the segment, FLAGS go
+# to kvstored (say -e event), so that two can run side by side.
 bench_start_kvstored() {
-	local i log=$BENCH_TMP/kvstored.log
+	local i mb=$1 name=${2:-kvstored} log
 
+	shift
+	shift 2>/dev/null || true
+	log=$BENCH_TMP/$name.log
 	bench_find_kvstored
-	KV_SEG=/kvbench-$$
+	[[ -n ${KV_SEG-} ]] && BENCH_SEGS="${BENCH_SEGS-} $KV_SEG"
+	KV_SEG=/kvbench-$$-$name
 	# shellcheck disable=SC2034 # for the callers
 	KV_LOG=$log
 	"$KVSTORED" -R -s "$KV_SEG" >/dev/null 2>&1
 	: >"$log"
-	"$KVSTORED" -f -p 0 -M 0 -B bench -m "$1" -c 4096 -u "$(id -un)" \
-	    -s "$KV_SEG" >"$log" 2>&1 &
+	"$KVSTORED" -f -p 0 -M 0 -B bench -m "$mb" -c 4096 -u "$(id -un)" \
+	    -s "$KV_SEG" "$@" >"$log" 2>&1 &
 	KV_PID=$!
 	BENCH_PIDS+=("$KV_PID")
 	for ((i = 0; i < 600; i++)); do

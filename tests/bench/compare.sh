@@ -1,7 +1,7 @@
 #!/bin/bash
 # compare.sh - kvstored side by side with memcached and Redis (issue 6).
 #
-# usage: compare.sh [--ceiling] [--native] [--rows LIST]
+# usage: compare.sh [--ceiling] [--event] [--native] [--rows LIST]
 #
 # Starts kvstored (-M memcached listener bound to user "bench"), memcached
 # (-t 4) and redis-server (no persistence) on free loopback ports, loads the
@@ -17,6 +17,9 @@
 #	--ceiling	also run tests/bench/ceiling: fork per connection,
 #			memcached text parsed, nothing stored (the process
 #			model's best), and print kv/ceiling
+#	--event		also run kvstored's event engine (-e event, a
+#			second daemon on its own segment; BENCH_WORKERS for
+#			-w) and print ev/mc, ev/redis
 #	--native	also drive kvstored through its own protocol (user
 #			kvbench, logged in once per connection; the new-
 #			connection-per-request row is skipped: a login costs
@@ -50,6 +53,7 @@ BENCH_VALUE=${BENCH_VALUE:-32}
 BENCH_KEY=${BENCH_KEY:-16}
 want_ceiling=0
 want_native=0
+want_event=0
 rows=c4,c50,c500,pipe,cpr,big
 NATIVE_USER=kvbench
 NATIVE_SECRET=kvbench-$$-$RANDOM
@@ -58,6 +62,7 @@ while (($#)); do
 	case $1 in
 	--ceiling) want_ceiling=1 ;;
 	--native) want_native=1 ;;
+	--event) want_event=1 ;;
 	--rows) rows=${2:?--rows needs a list}; shift ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) bench_die "unknown argument: $1 (see --help)" ;;
@@ -75,6 +80,11 @@ BENCH_SEGMENT_MB=${BENCH_SEGMENT_MB:-$auto_mb}
 BENCH_MEMCACHED_MB=${BENCH_MEMCACHED_MB:-$auto_mb}
 
 bench_tool KVBENCH kvbench
+if ((want_event)); then
+	bench_start_kvstored "$BENCH_SEGMENT_MB" event -e event \
+	    ${BENCH_WORKERS:+-w "$BENCH_WORKERS"}
+	EV_MC_PORT=$KV_MC_PORT EV_PID=$KV_PID
+fi
 bench_start_kvstored "$BENCH_SEGMENT_MB"
 bench_start_memcached "$BENCH_MEMCACHED_MB"
 bench_start_redis
@@ -96,9 +106,11 @@ servers=(kv mc redis)
 declare -A S_PROTO=([kv]=memcache [mc]=memcache [redis]=resp
     [native]=native [ceil]=memcache)
 declare -A S_PORT=([kv]=$KV_MC_PORT [mc]=$MC_PORT [redis]=$REDIS_PORT
-    [native]=$KV_PORT [ceil]=${CEIL_PORT:-0})
+    [native]=$KV_PORT [ceil]=${CEIL_PORT:-0} [ev]=${EV_MC_PORT:-0})
 declare -A S_NAME=([kv]="kvstored" [mc]="memcached" [redis]="redis"
-    [native]="kvstored native" [ceil]="ceiling")
+    [native]="kvstored native" [ceil]="ceiling" [ev]="kvstored event")
+S_PROTO[ev]=memcache
+((want_event)) && servers+=(ev)
 ((want_ceiling)) && servers+=(ceil)
 ((want_native)) && servers+=(native)
 
@@ -252,6 +264,11 @@ if ((want_ceiling)); then
 	hdr+=" ceiling | kv/ceiling |"
 	sep+="---|---|"
 fi
+if ((want_event)); then
+	hdr+=" kvstored event | ev/mc | ev/redis |"
+	sep+="---|---|---|"
+	((want_ceiling)) && { hdr+=" ev/ceiling |"; sep+="---|"; }
+fi
 if ((want_native)); then
 	hdr+=" kvstored native | native/mc | native/redis |"
 	sep+="---|---|---|"
@@ -271,6 +288,12 @@ for row in "${order[@]}"; do
 	line+=" | $(ratio "$kv" "${R[$row,redis]}") |"
 	if ((want_ceiling)); then
 		line+=" $(cell "${R[$row,ceil]}") | $(ratio "$kv" "${R[$row,ceil]}") |"
+	fi
+	if ((want_event)); then
+		ev=${R[$row,ev]}
+		line+=" $(cell "$ev") | $(ratio "$ev" "${R[$row,mc]}")"
+		line+=" | $(ratio "$ev" "${R[$row,redis]}") |"
+		((want_ceiling)) && line+=" $(ratio "$ev" "${R[$row,ceil]}") |"
 	fi
 	if ((want_native)); then
 		nv=${R[$row,native]}
