@@ -270,6 +270,16 @@ read_some(struct conn *c)
 	return -1;
 }
 
+/* Logged in: no longer counted among the connections waiting to (-U). */
+static void
+note_login(struct conn *c)
+{
+	if (!c->counted_login && c->cl.user != 0) {
+		store_conn_login(c->cfg->store, c->limit_slot);
+		c->counted_login = 1;
+	}
+}
+
 /*
  * The front-end's turn: 0 all complete requests answered, 1 it stopped with
  * more to answer because the output bound was reached, -1 drop.
@@ -279,10 +289,7 @@ batch(struct conn *c)
 {
 	int rc = c->proto == PROTO_MEMCACHED ? mc_batch(c) : native_batch(c);
 
-	if (!c->counted_login && c->cl.user != 0) {
-		store_conn_login(c->cfg->store, c->limit_slot);
-		c->counted_login = 1;
-	}
+	note_login(c);
 	return rc;
 }
 
@@ -491,6 +498,7 @@ conn_login_done(struct conn *c, int rc, const struct client *who)
 {
 	if (rc == CR_OK)
 		cmd_adopt(&c->cl, who);
+	note_login(c);
 	if (c->proto == PROTO_MEMCACHED)
 		mc_login_done(c, rc);
 	else

@@ -91,6 +91,7 @@ static int nconns, maxconns;
 static struct helper helpers[HELPERS];
 static struct job *queue;		/* logins waiting for a helper */
 static uint64_t next_job_id = 1;
+static uint64_t next_due;		/* earliest deadline asked for, ms */
 
 static void	publish_count(void);
 static int	total_conns(void);
@@ -204,6 +205,17 @@ address_in_flight(const char *peer)
 	return 0;
 }
 
+static int
+address_queued(const char *peer)
+{
+	struct job *j;
+
+	for (j = queue; j != NULL; j = j->next)
+		if (same_address(j->msg.peer, peer))
+			return 1;
+	return address_in_flight(peer);
+}
+
 /* Give idle helpers the oldest queued logins of addresses not in flight. */
 static void
 dispatch(void)
@@ -247,6 +259,9 @@ defer_login(struct client *cl, const struct cmd_login_job *lj)
 	snprintf(j->msg.peer, sizeof(j->msg.peer), "%s", e->c.peer);
 	j->msg.job = *lj;
 	e->job = j;
+	if (address_queued(e->c.peer))
+		log_info("login: %s: waits for the login in progress from its "
+		    "address", e->c.peer);
 	j->next = NULL;
 	{
 		struct job **jp = &queue;
@@ -306,6 +321,8 @@ drive(struct ev_conn *e, int readable, uint64_t now)
 		conn_close(e);
 		return;
 	}
+	if (e->c.wake_at != 0 && (next_due == 0 || e->c.wake_at < next_due))
+		next_due = e->c.wake_at;
 	want = (e->c.want_read ? EPOLLIN : 0) | (e->c.want_write ? EPOLLOUT :
 	    0);
 	if (want == e->events)
@@ -413,21 +430,38 @@ take(int li, uint64_t now)
 	}
 }
 
-/* The nearest deadline of any connection, as epoll_wait's timeout. */
+/*
+ * Deadlines that came due.  next_due is the earliest any connection asked
+ * for (or earlier: a deadline moved later is found at the walk), so the
+ * connections are walked only when one may be due, not at every wake-up.
+ */
+static void
+run_timers(uint64_t now)
+{
+	int i;
+
+	if (next_due == 0 || now < next_due)
+		return;
+	next_due = 0;
+	for (i = nconns - 1; i >= 0; i--) {
+		if (i >= nconns)
+			continue;
+		if (conns[i]->c.wake_at != 0 && conns[i]->c.wake_at <= now)
+			drive(conns[i], 0, now);
+		else if (conns[i]->c.wake_at != 0 && (next_due == 0 ||
+		    conns[i]->c.wake_at < next_due))
+			next_due = conns[i]->c.wake_at;
+	}
+}
+
+/* epoll_wait's timeout: to the next deadline, a second at most (so that a
+ * SIGTERM landing between the check and the wait is seen). */
 static int
 next_wait(uint64_t now)
 {
-	uint64_t at = 0;
-	int i;
-
-	for (i = 0; i < nconns; i++)
-		if (conns[i]->c.wake_at != 0 &&
-		    (at == 0 || conns[i]->c.wake_at < at))
-			at = conns[i]->c.wake_at;
-	/* A second at most: a SIGTERM between the check and the wait. */
-	if (at == 0 || at > now + 1000)
+	if (next_due == 0 || next_due > now + 1000)
 		return 1000;
-	return at > now ? (int)(at - now) : 0;
+	return next_due > now ? (int)(next_due - now) : 0;
 }
 
 static void
@@ -503,11 +537,7 @@ event_worker(struct master_config *m)
 				drive(evs[i].data.ptr, (evs[i].events &
 				    (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, now);
 		}
-		/* Deadlines that came due. */
-		for (i = nconns - 1; i >= 0; i--)
-			if (i < nconns && conns[i]->c.wake_at != 0 &&
-			    conns[i]->c.wake_at <= now)
-				drive(conns[i], 0, now);
+		run_timers(now);
 	}
 	for (i = 0; i < HELPERS; i++)
 		if (helpers[i].fd != -1)
