@@ -272,7 +272,8 @@ fork_worker(struct master_config *mc)
 	children[nchildren].pid = pid;
 	children[nchildren].busy = 0;
 	children[nchildren].slot = slot;
-	children[nchildren].peer[0] = '\0';
+	snprintf(children[nchildren].peer, sizeof(children[nchildren].peer),
+	    "worker");
 	nchildren++;
 	last_worker = now_ms();
 	log_info("worker: pid %ld", (long)pid);
