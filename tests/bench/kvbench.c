@@ -98,6 +98,8 @@ struct options {
 	const char	*label;
 	int		 quiet;
 	int		 literal;
+	double		 storm_rate;	/* --login-storm: logins a second */
+	const char	*storm_port;	/* --login-port: kvstore(7) port */
 };
 
 static struct options opt = {
@@ -1231,6 +1233,80 @@ do_register(void)
 	die("%s: register %s: %s", target_name, opt.user, line);
 }
 
+/*
+ * --login-storm RATE: while the load runs, open a connection to the
+ * kvstore(7) port (--login-port, default -p) RATE times a second, log in
+ * as -u/-S, close.  Each costs the server a yescrypt check (~26 ms): the
+ * load's latency then shows whether a login stalls the other connections.
+ */
+static uint64_t storm_ok, storm_fail, storm_max_us;
+static pthread_t storm_th;
+
+static int
+storm_login(const struct sockaddr_storage *to)
+{
+	char req[256], line[256];
+	struct timeval tv = { 10, 0 };
+	size_t len = 0;
+	ssize_t n;
+	int fd, ok;
+
+	if ((fd = socket(to->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(req, sizeof(req), "login %s %s\r\n", opt.user, opt.secret);
+	if (connect(fd, (const struct sockaddr *)to, target_len) == -1 ||
+	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return 0;
+	}
+	while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL) {
+		if ((n = read(fd, line + len, sizeof(line) - 1 - len)) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	ok = len >= 3 && strncmp(line, "OK ", 3) == 0;
+	return ok;
+}
+
+static void *
+storm_main(void *arg)
+{
+	struct sockaddr_storage to = target;
+	uint64_t period = (uint64_t)(1e9 / opt.storm_rate), next, t0, us;
+	struct timespec ts;
+	unsigned long port = strtoul(opt.storm_port ? opt.storm_port :
+	    opt.port, NULL, 10);
+
+	(void)arg;
+	if (to.ss_family == AF_INET)
+		((struct sockaddr_in *)&to)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&to)->sin6_port = htons((uint16_t)port);
+	while (atomic_load(&phase) < PH_WARMUP)
+		usleep(1000);
+	next = now_ns();
+	while (atomic_load(&phase) != PH_STOP) {
+		t0 = now_ns();
+		if (t0 < next) {
+			ts.tv_sec = (time_t)((next - t0) / NS_PER_S);
+			ts.tv_nsec = (long)((next - t0) % NS_PER_S);
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		next += period;
+		if (storm_login(&to))
+			storm_ok++;
+		else
+			storm_fail++;
+		us = (now_ns() - t0) / 1000;
+		if (us > storm_max_us)
+			storm_max_us = us;
+	}
+	return NULL;
+}
+
 static void
 on_signal(int sig)
 {
@@ -1268,6 +1344,9 @@ usage(int status)
 "      --literal             native: send values as {N} literals\n"
 "      --seed N              random seed (1)\n"
 "      --timeout SECS        a request without reply this long fails (10)\n"
+"  --login-storm RATE        also log in (-u, -S) RATE times a second on\n"
+"                            new connections to --login-port (default -p)\n"
+"  --login-port PORT         the kvstore(7) port for --login-storm\n"
 "  -l, --label TEXT          added to the RESULT line\n"
 "  -q, --quiet               print only the RESULT line\n"
 "  -h, --help\n");
@@ -1307,7 +1386,7 @@ static void
 parse_args(int argc, char **argv)
 {
 	enum { O_DIST = 256, O_ZIPF_S, O_KSIZE, O_VSIZE, O_PREFILL, O_PFDEPTH,
-	    O_REGISTER, O_LITERAL, O_SEED, O_TIMEOUT };
+	    O_REGISTER, O_LITERAL, O_SEED, O_TIMEOUT, O_STORM, O_STORM_PORT };
 	static const struct option lo[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
@@ -1333,6 +1412,8 @@ parse_args(int argc, char **argv)
 		{ "literal", no_argument, NULL, O_LITERAL },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "login-storm", required_argument, NULL, O_STORM },
+		{ "login-port", required_argument, NULL, O_STORM_PORT },
 		{ "label", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1460,6 +1541,18 @@ parse_args(int argc, char **argv)
 			break;
 		case O_TIMEOUT:
 			opt.timeout = secs_arg(optarg, "timeout");
+			break;
+		case O_STORM:
+			opt.storm_rate = strtod(optarg, &end);
+			if (*end != '\0' || !(opt.storm_rate > 0 &&
+			    opt.storm_rate <= 1000)) {
+				fprintf(stderr, "kvbench: bad --login-storm: %s\n",
+				    optarg);
+				usage(2);
+			}
+			break;
+		case O_STORM_PORT:
+			opt.storm_port = optarg;
 			break;
 		case 'l':
 			opt.label = optarg;
@@ -1625,6 +1718,10 @@ print_results(struct thr *t, double secs, double pf_secs)
 	    p99, p999, mx, mean, all.errors, all.conn_errors, all.timeouts,
 	    all.verify_fail, all.prefilled, opt.label ? " label=" : "",
 	    opt.label ? opt.label : "");
+	if (opt.storm_rate > 0)
+		printf("RESULT login_storm=%.1f logins=%" PRIu64 " login_fail=%"
+		    PRIu64 " login_max_us=%" PRIu64 "\n", opt.storm_rate,
+		    storm_ok, storm_fail, storm_max_us);
 	fflush(stdout);
 	if (all.verify_fail > 0)
 		exit(3);
@@ -1687,6 +1784,12 @@ main(int argc, char **argv)
 	for (i = 0; i < opt.threads; i++)
 		if (pthread_create(&t[i].th, NULL, thread_main, &t[i]) != 0)
 			die("pthread_create failed");
+	if (opt.storm_rate > 0) {
+		if (opt.user == NULL || opt.secret == NULL)
+			die("--login-storm needs -u and -S");
+		if (pthread_create(&storm_th, NULL, storm_main, NULL) != 0)
+			die("pthread_create failed");
+	}
 
 	pthread_barrier_wait(&b_setup);
 	t_pf0 = now_ns();
@@ -1717,6 +1820,8 @@ main(int argc, char **argv)
 	atomic_store(&phase, PH_STOP);
 	for (i = 0; i < opt.threads; i++)
 		pthread_join(t[i].th, NULL);
+	if (opt.storm_rate > 0)
+		pthread_join(storm_th, NULL);
 	if (all_done) {
 		/* Ended by the request count: when the last thread did. */
 		for (t_stop = t_start, i = 0; i < opt.threads; i++)
