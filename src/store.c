@@ -238,6 +238,52 @@ attach_segment(struct store *st, const struct store_geometry *g, char *err,
 	return -1;
 }
 
+/*
+ * An existing segment is trusted only if nobody but its user could have
+ * written it: another local user may have created the name first (and
+ * keep it open, or chmod it) to hand us accounts, roles and a header of
+ * their choosing.  The rule: a regular shared-memory object of mode 0600
+ * exactly, owned by the effective uid of this process; or, for root
+ * attaching to a segment it does not create (kvstorectl, kvstored -C: the
+ * operator working on the daemon user's segment), of any owner.  The
+ * daemon itself (STORE_CREATE) takes only its own uid's segment, even as
+ * root (-u root).
+ */
+static int
+trust_segment(struct store *st, int flags, char *err, size_t errlen)
+{
+	const char *fix = "(remove it with kvstored -R -s";
+	struct stat sb;
+	uid_t me = geteuid();
+
+	if (fstat(st->fd, &sb) == -1) {
+		snprintf(err, errlen, "fstat %s: %s", st->name,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "segment %s: not a regular shared-memory "
+		    "object: refusing it %s %s if it is stale)", st->name, fix,
+		    st->name);
+		return -1;
+	}
+	if (sb.st_uid != me && (me != 0 || (flags & STORE_CREATE))) {
+		snprintf(err, errlen, "segment %s: owned by uid %u, not by uid "
+		    "%u that this process runs as: refusing it %s %s if it is "
+		    "stale)", st->name, (unsigned)sb.st_uid, (unsigned)me,
+		    fix, st->name);
+		return -1;
+	}
+	if ((sb.st_mode & 07777) != 0600) {
+		snprintf(err, errlen, "segment %s: mode %04o, not 0600: anyone "
+		    "else who can write it could have changed it: refusing it "
+		    "%s %s if it is stale)", st->name,
+		    (unsigned)(sb.st_mode & 07777), fix, st->name);
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_open(struct store *st, const char *name, const struct store_geometry *g,
     int flags, char *err, size_t errlen)
@@ -261,12 +307,21 @@ store_open(struct store *st, const char *name, const struct store_geometry *g,
 			return -1;
 		}
 	}
-	if (st->fd == -1 && (st->fd = shm_open(name, O_RDWR, 0)) == -1) {
+	if (st->fd == -1 &&
+	    (st->fd = shm_open(name, O_RDWR | O_NOFOLLOW, 0)) == -1) {
 		snprintf(err, errlen, "shm_open %s: %s", name, strerror(errno));
 		return -1;
 	}
-	if (created ? create_segment(st, g, err, errlen) :
-	    attach_segment(st, g, err, errlen)) {
+	/* Exactly 0600 whatever the umask: the owner check below relies on it. */
+	if (created && fchmod(st->fd, 0600) == -1) {
+		snprintf(err, errlen, "fchmod %s: %s", name, strerror(errno));
+		shm_unlink(name);
+		store_close(st);
+		return -1;
+	}
+	if ((!created && trust_segment(st, flags, err, errlen) == -1) ||
+	    (created ? create_segment(st, g, err, errlen) :
+	    attach_segment(st, g, err, errlen))) {
 		if (created)
 			shm_unlink(name);
 		store_close(st);

@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# storetrust.bats - issue 10, the store's side of the trust boundaries: a
+# segment someone else made is not adopted, a write racing userdel is not
+# acknowledged nor inherited, an interrupted userdel is finished by the
+# next, and the checker does not stop the other tenants.
+#
+# Programs, from make check's environment (helpers.bash for the first two):
+#   KVSTORED, KVSTORE	the daemon and the client
+#   KVSTORECTL		kvstorectl (default: next to kvstored)
+#   KVSTORED_HOOKS	tests/kvstored-hooks (kvstored built -DKV_TEST_HOOKS)
+#   KVSTORECTL_HOOKS	tests/kvstorectl-hooks (kvstorectl built likewise)
+# The tests that need a hook build fail, not skip, without it: make check
+# always builds both.  The tests of another owner need root (CI runs as
+# root) and are skipped otherwise.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+: "${KVSTORECTL:=$(dirname "$KVSTORED")/kvstorectl}"
+: "${KVSTORED_HOOKS:=$(dirname "$KVSTORED")/../tests/kvstored-hooks}"
+: "${KVSTORECTL_HOOKS:=$(dirname "$KVSTORED")/../tests/kvstorectl-hooks}"
+
+T_BG=()		# background processes this test started (killed in teardown)
+
+teardown() {
+	local p
+
+	for p in "${T_BG[@]}"; do
+		kill -CONT "$p" 2>/dev/null || true
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	kv_stop
+}
+
+# ctl ARGS...: kvstorectl on the test's segment.
+ctl() {
+	timeout 20 "$KVSTORECTL" -s "$KV_SHM" "$@"
+}
+
+# seg_file: the test's segment in /dev/shm.
+seg_file() {
+	echo "/dev/shm/${KV_SHM#/}"
+}
+
+# make_segment: create the test's segment (a valid one, with an account
+# "alice") the way kvstored does, with no daemon left running: one inetd-
+# mode session on a pipe.
+make_segment() {
+	kv_env
+	printf 'register alice alicesecret1\r\nquit\r\n' |
+	    "$KVSTORED" -i -s "$KV_SHM" -m 16 -u "$(id -un)" >/dev/null 2>&1 3>&-
+	[[ -f $(seg_file) ]] || {
+		echo "make_segment: no $(seg_file)" >&2
+		return 1
+	}
+}
+
+# start_refused: kvstored on the test's segment must exit 1 at once (10 s
+# at most), its message in $output.
+start_refused() {
+	run -1 timeout 10 "$KVSTORED" -f -p 0 -l 127.0.0.1 -s "$KV_SHM" -m 16 \
+	    -u "$(id -un)" 3>&-
+}
+
+# ---- live connections (bash /dev/tcp, as in roles.bats) --------------------
+
+# t_line FD: one reply line (10 s at most), CR removed.
+t_line() {
+	local line
+
+	if ! IFS= read -r -t 10 -u "$1" line; then
+		echo "t_line: no line from fd $1 (EOF or timeout)" >&2
+		return 1
+	fi
+	printf '%s\n' "${line%$'\r'}"
+}
+
+# t_open USER: connect and log in as USER (registered first if needed); the
+# descriptor is left in T_FD.
+t_open() {
+	local user=$1 secret line
+
+	kv_session "$user" || return 1
+	secret=$(<"$(kv_secret "$user")")
+	exec {T_FD}<>"/dev/tcp/127.0.0.1/$KV_PORT" || return 1
+	printf 'login %s %s\r\n' "$user" "$secret" >&"$T_FD"
+	line=$(t_line "$T_FD") || return 1
+	if [[ $line != "OK $user "* ]]; then
+		echo "t_open: login as $user: $line" >&2
+		return 1
+	fi
+}
+
+# ---- 1: the segment is the daemon's alone --------------------------------
+
+@test "segment: one made writable for others (mode 0666) is refused by kvstored and kvstorectl" {
+	make_segment
+	chmod 666 "$(seg_file)"
+	start_refused
+	assert_output --partial "segment $KV_SHM: mode 0666, not 0600"
+	assert_output --partial "refusing it (remove it with kvstored -R -s $KV_SHM"
+	run -1 ctl users
+	assert_output --partial "segment $KV_SHM: mode 0666, not 0600"
+	refute_output --partial alice
+	# as it was, it is taken
+	chmod 600 "$(seg_file)"
+	run -0 ctl users
+	assert_output "alice guest keys 0 bytes 0"
+}
+
+@test "segment: one owned by another user is refused by the daemon; root's kvstorectl takes it only at 0600" {
+	[[ $EUID -eq 0 ]] || skip "needs root to give the segment to another uid"
+	make_segment
+	chown 64123:64123 "$(seg_file)"
+	start_refused
+	assert_output --partial "segment $KV_SHM: owned by uid 64123, not by uid 0"
+	# the operator (root) works on the daemon user's segment...
+	run -0 ctl users
+	assert_output "alice guest keys 0 bytes 0"
+	# ...but not on one that others could have written
+	chmod 640 "$(seg_file)"
+	run -1 ctl users
+	assert_output --partial "segment $KV_SHM: mode 0640, not 0600"
+}
+
+@test "segment: a symbolic link in its place is not followed" {
+	local target=$BATS_TEST_TMPDIR/target
+
+	make_segment
+	cp "$(seg_file)" "$target"
+	rm -f "$(seg_file)"
+	ln -s "$target" "$(seg_file)"
+	start_refused
+	assert_output --partial "$KV_SHM"
+	run -1 ctl users
+	refute_output --partial alice
+}
