@@ -82,7 +82,8 @@ lock_file(const char *path, char *err, size_t errlen)
 	int fd;
 
 	snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
-	if ((fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+	if ((fd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1) {
 		snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
 		return -1;
 	}

@@ -135,3 +135,14 @@ t_open() {
 	run -1 ctl users
 	refute_output --partial alice
 }
+
+@test "users file: a symbolic link planted as its .lock is not followed" {
+	local f=$BATS_TEST_TMPDIR/users victim=$BATS_TEST_TMPDIR/victim
+
+	make_segment
+	ln -s "$victim" "$f.lock"
+	KVSTORE_PASSWORD=bobsecret1 run -1 ctl -A "$f" useradd bob
+	assert_output --partial "$f.lock: Too many levels of symbolic links"
+	[[ ! -e $victim ]]
+	[[ ! -e $f ]]
+}
