@@ -219,17 +219,29 @@ store_user_delete(struct store *st, uint32_t id)
 	return ST_OK;
 }
 
-/* The live role of a session's user, or -1 when the account is gone. */
+/*
+ * Is the account active and of generation gen (any, for USER_ANY_GEN)?  A
+ * write asks under its stripe lock: store_user_delete() moves the state and
+ * the generation before it takes the first stripe to flush, so a write
+ * either sees the change or is flushed after it.
+ */
 int
-store_user_role(struct store *st, uint32_t id, uint32_t gen)
+account_live(struct store *st, uint32_t id, uint32_t gen)
 {
 	struct kv_user *u;
 
 	if (id == 0 || id > st->hdr->nusers)
-		return -1;
+		return 0;
 	u = &users(st)[id - 1];
-	if (LOAD(&u->state) != USER_ACTIVE ||
-	    (gen != USER_ANY_GEN && LOAD(&u->gen) != gen))
+	return LOAD(&u->state) == USER_ACTIVE &&
+	    (gen == USER_ANY_GEN || LOAD(&u->gen) == gen);
+}
+
+/* The live role of a session's user, or -1 when the account is gone. */
+int
+store_user_role(struct store *st, uint32_t id, uint32_t gen)
+{
+	if (!account_live(st, id, gen))
 		return -1;
-	return (int)LOAD(&u->role);
+	return (int)LOAD(&users(st)[id - 1].role);
 }

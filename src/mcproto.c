@@ -224,6 +224,25 @@ expired(uint32_t exptime)
  * the native protocol, a manager's every request on another user's store,
  * and every refusal, is audited (verb and key; a retrieval line, its verb).
  */
+/* The generation of the account session_acting_user() chose. */
+static uint32_t
+acting_gen(const struct session *s)
+{
+	return s->target != 0 ? s->target_gen : s->gen;
+}
+
+/* The store found the account deleted after acting_user() passed it. */
+static void
+reply_gone(struct session *s)
+{
+	if (s->target != 0)
+		reply(s, "CLIENT_ERROR denied no such user");
+	else {
+		reply_always(s, "SERVER_ERROR account removed");
+		s->closing = 1;
+	}
+}
+
 static int
 acting_user(struct session *s, const char *verb, const char *key,
     size_t klen, uint32_t *user)
@@ -378,12 +397,12 @@ get_one(struct session *s, const char *key, size_t klen)
 	if (expired(mc.get_exptime)) {
 		if (store_get(s->st, mc.get_user, key, klen, emit_value, s) ==
 		    ST_OK)
-			store_touch(s->st, mc.get_user, key, klen,
-			    mc.get_exptime, NULL, NULL);
+			store_touch(s->st, mc.get_user, acting_gen(s), key,
+			    klen, mc.get_exptime, NULL, NULL);
 		return;
 	}
-	store_touch(s->st, mc.get_user, key, klen, mc.get_exptime, emit_value,
-	    s);
+	store_touch(s->st, mc.get_user, acting_gen(s), key, klen,
+	    mc.get_exptime, emit_value, s);
 }
 
 /* Drop the rest of a line: through lf, or up to a line feed still to come. */
@@ -532,6 +551,9 @@ store_reply(struct session *s, int rc)
 	case ST_QUOTA:
 		reply(s, "SERVER_ERROR out of memory: over the user's quota");
 		break;
+	case ST_NO_USER:
+		reply_gone(s);
+		break;
 	default:
 		reply(s, "SERVER_ERROR store error");
 		break;
@@ -578,7 +600,8 @@ do_update(struct session *s, const struct token *t, size_t nt, size_t used,
 			if (user != s->user)
 				audit(s->st, s->peer, s->name, s->role, "set",
 				    s->target_name, t[1].p, t[1].len);
-			store_del(s->st, user, t[1].p, t[1].len);
+			store_del(s->st, user, acting_gen(s), t[1].p,
+			    t[1].len);
 		}
 		buf_consume(&s->ib, used);
 		s->discard = (uint64_t)vlen + 2;
@@ -598,11 +621,12 @@ do_update(struct session *s, const struct token *t, size_t nt, size_t used,
 			w.quota_keys = s->cfg->quota_keys;
 			w.quota_bytes = s->cfg->quota_bytes;
 		}
-		rc = store_put(s->st, user, t[1].p, t[1].len, data,
-		    (size_t)vlen, &w, NULL);
+		rc = store_put(s->st, user, acting_gen(s), t[1].p, t[1].len,
+		    data, (size_t)vlen, &w, NULL);
 		if (mode == W_SET && (rc == ST_FULL || rc == ST_QUOTA ||
 		    rc == ST_TOO_LARGE))
-			store_del(s->st, user, t[1].p, t[1].len);
+			store_del(s->st, user, acting_gen(s), t[1].p,
+			    t[1].len);
 		store_reply(s, rc);
 	}
 	buf_consume(&s->ib, used + (size_t)vlen + 2);
@@ -638,10 +662,17 @@ do_delete(struct session *s, const struct token *t, size_t nt)
 	}
 	if (acting_user(s, "delete", t[1].p, t[1].len, &user) == -1)
 		return;
-	if (store_del(s->st, user, t[1].p, t[1].len) == ST_OK)
+	switch (store_del(s->st, user, acting_gen(s), t[1].p, t[1].len)) {
+	case ST_OK:
 		reply(s, "DELETED");
-	else
+		break;
+	case ST_NO_USER:
+		reply_gone(s);
+		break;
+	default:
 		reply(s, "NOT_FOUND");
+		break;
+	}
 }
 
 static void
@@ -667,8 +698,8 @@ do_arith(struct session *s, const struct token *t, size_t nt, int incr)
 	if (acting_user(s, incr ? "incr" : "decr", t[1].p, t[1].len,
 	    &user) == -1)
 		return;
-	switch (store_arith(s->st, user, t[1].p, t[1].len, incr, delta,
-	    &result)) {
+	switch (store_arith(s->st, user, acting_gen(s), t[1].p, t[1].len,
+	    incr, delta, &result)) {
 	case ST_OK:
 		snprintf(num, sizeof(num), "%" PRIu64, result);
 		reply(s, num);
@@ -682,6 +713,9 @@ do_arith(struct session *s, const struct token *t, size_t nt, int incr)
 		break;
 	case ST_FULL:
 		reply(s, "SERVER_ERROR out of memory");
+		break;
+	case ST_NO_USER:
+		reply_gone(s);
 		break;
 	default:
 		reply(s, "SERVER_ERROR store error");
@@ -710,11 +744,18 @@ do_touch(struct session *s, const struct token *t, size_t nt)
 	}
 	if (acting_user(s, "touch", t[1].p, t[1].len, &user) == -1)
 		return;
-	if (store_touch(s->st, user, t[1].p, t[1].len, abs_exptime(e), NULL,
-	    NULL) == ST_OK)
+	switch (store_touch(s->st, user, acting_gen(s), t[1].p, t[1].len,
+	    abs_exptime(e), NULL, NULL)) {
+	case ST_OK:
 		reply(s, "TOUCHED");
-	else
+		break;
+	case ST_NO_USER:
+		reply_gone(s);
+		break;
+	default:
 		reply(s, "NOT_FOUND");
+		break;
+	}
 }
 
 /* flush_all empties the caller's store (or a manager's chosen one) only. */

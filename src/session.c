@@ -325,6 +325,13 @@ session_acting_user(struct session *s, uint32_t *user)
 	return 0;
 }
 
+/* The generation of the account session_acting_user() chose. */
+static uint32_t
+acting_gen(const struct session *s)
+{
+	return s->target != 0 ? s->target_gen : s->gen;
+}
+
 static int
 acting_user(struct session *s, uint32_t *user)
 {
@@ -419,6 +426,15 @@ store_error(struct session *s, int rc)
 	switch (rc) {
 	case ST_NOT_FOUND:
 		reply(s, "NOT_FOUND");
+		break;
+	case ST_NO_USER:
+		/* Deleted between the request's check and the store's. */
+		if (s->target != 0)
+			reply_err(s, "denied no such user");
+		else {
+			reply_err(s, "auth account removed");
+			s->closing = 1;
+		}
 		break;
 	case ST_FULL:
 		reply_err(s, "full store is full");
@@ -561,25 +577,31 @@ do_request(struct session *s)
 			w.quota_keys = s->cfg->quota_keys;
 			w.quota_bytes = s->cfg->quota_bytes;
 		}
-		rc = store_put(s->st, user, a[0].p, a[0].len, a[1].p, a[1].len,
-		    &w, NULL);
+		rc = store_put(s->st, user, acting_gen(s), a[0].p, a[0].len,
+		    a[1].p, a[1].len, &w, NULL);
 		if (rc == ST_OK)
 			reply(s, "OK");
 		else
 			store_error(s, rc);
 		break;
 	case CMD_DEL:
-		rc = store_del(s->st, user, a[0].p, a[0].len);
-		reply(s, rc == ST_OK ? "OK" : "NOT_FOUND");
+		rc = store_del(s->st, user, acting_gen(s), a[0].p, a[0].len);
+		if (rc == ST_OK)
+			reply(s, "OK");
+		else
+			store_error(s, rc);
 		break;
 	case CMD_EXPIRE:
 		if (parse_seconds(&a[1], &secs) == -1) {
 			reply_err(s, "syntax bad number");
 			break;
 		}
-		rc = store_touch(s->st, user, a[0].p, a[0].len, secs <= 0 ? 1 :
-		    (uint32_t)(time(NULL) + secs), NULL, NULL);
-		reply(s, rc == ST_OK ? "OK" : "NOT_FOUND");
+		rc = store_touch(s->st, user, acting_gen(s), a[0].p, a[0].len,
+		    secs <= 0 ? 1 : (uint32_t)(time(NULL) + secs), NULL, NULL);
+		if (rc == ST_OK)
+			reply(s, "OK");
+		else
+			store_error(s, rc);
 		break;
 	case CMD_TTL:
 		if (store_get(s->st, user, a[0].p, a[0].len, emit_ttl, s) !=

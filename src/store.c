@@ -37,6 +37,8 @@
 #define PAGE_MIN	(64 * 1024)
 
 void	(*store_test_hold)(void);
+void	(*store_test_unlocked)(void);
+void	(*store_test_stripe)(uint32_t, uint32_t);
 
 /* ---- geometry and the segment's life ---------------------------------- */
 
@@ -420,8 +422,8 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 	return 0;
 }
 int
-store_put(struct store *st, uint32_t user, const void *key, size_t klen,
-    const void *val, size_t vlen, const struct store_write *w,
+store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, const void *val, size_t vlen, const struct store_write *w,
     uint64_t *cas_out)
 {
 	struct found f;
@@ -436,7 +438,13 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 		return ST_ERROR;
 	if (vlen > st->hdr->value_max)
 		return ST_TOO_LARGE;
+	if (store_test_unlocked != NULL)
+		store_test_unlocked();
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		rc = ST_NO_USER;
+		goto out;
+	}
 	reap_expired(st, &f, user, now);
 	old = f.item;
 	switch (w->mode) {
@@ -502,6 +510,13 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 	    exptime);
 	if (store_test_hold != NULL)
 		store_test_hold();
+	/* Checked again at the commit: the stripe was held all along, but
+	 * a test's hold above may have let a userdel begin. */
+	if (!account_live(st, user, gen)) {
+		drop_pending(st, registry_slot(st));
+		rc = ST_NO_USER;
+		goto out;
+	}
 	f.stripe->puts++;
 	publish(st, &f, user, ref);
 	if (cas_out != NULL)
@@ -512,13 +527,18 @@ out:
 }
 
 int
-store_del(struct store *st, uint32_t user, const void *key, size_t klen)
+store_del(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen)
 {
 	struct found f;
 	uint32_t now = (uint32_t)time(NULL);
 	int rc = ST_NOT_FOUND;
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item != NULL) {
 		f.stripe->dels++;
@@ -530,14 +550,18 @@ store_del(struct store *st, uint32_t user, const void *key, size_t klen)
 }
 
 int
-store_touch(struct store *st, uint32_t user, const void *key, size_t klen,
-    uint32_t exptime, store_visit visit, void *ctx)
+store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, uint32_t exptime, store_visit visit, void *ctx)
 {
 	struct found f;
 	struct item_view v;
 	uint32_t now = (uint32_t)time(NULL);
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
 		unlock_found(st, &f);
@@ -575,8 +599,8 @@ parse_u64(const char *p, size_t n, uint64_t *out)
 }
 
 int
-store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
-    int incr, uint64_t delta, uint64_t *result)
+store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, int incr, uint64_t delta, uint64_t *result)
 {
 	struct found f;
 	struct kv_item *old;
@@ -587,6 +611,10 @@ store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
 	int rc, n;
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		rc = ST_NO_USER;
+		goto out;
+	}
 	reap_expired(st, &f, user, now);
 	if ((old = f.item) == NULL) {
 		rc = ST_NOT_FOUND;

@@ -108,14 +108,24 @@ void	 store_reap(struct store *, uint32_t pid);	/* 0: every dead one */
 
 int	 store_get(struct store *, uint32_t user, const void *key, size_t klen,
 	    store_visit, void *ctx);
-int	 store_put(struct store *, uint32_t user, const void *key, size_t klen,
-	    const void *val, size_t vlen, const struct store_write *,
+/*
+ * Writes name the account generation the caller acted on (a session's,
+ * as of its login or its "use"); the store checks it, with the account's
+ * state, under the key's stripe lock and answers ST_NO_USER when the
+ * account was deleted since, or is being deleted.  USER_ANY_GEN skips the
+ * generation but still wants an active account.
+ */
+int	 store_put(struct store *, uint32_t user, uint32_t gen, const void *key,
+	    size_t klen, const void *val, size_t vlen, const struct store_write *,
 	    uint64_t *cas_out);
-int	 store_del(struct store *, uint32_t user, const void *key, size_t klen);
-int	 store_touch(struct store *, uint32_t user, const void *key,
-	    size_t klen, uint32_t exptime, store_visit, void *ctx);
-int	 store_arith(struct store *, uint32_t user, const void *key,
-	    size_t klen, int incr, uint64_t delta, uint64_t *result);
+int	 store_del(struct store *, uint32_t user, uint32_t gen, const void *key,
+	    size_t klen);
+int	 store_touch(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, uint32_t exptime, store_visit,
+	    void *ctx);
+int	 store_arith(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, int incr, uint64_t delta,
+	    uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
 void	 store_stats(struct store *, struct store_stats *);
 void	 store_note_connection(struct store *);
@@ -131,7 +141,7 @@ int	 store_user_set(struct store *, uint32_t id, int role,
 	    const char *hash);
 int	 store_user_delete(struct store *, uint32_t id);
 int	 store_user_role(struct store *, uint32_t id, uint32_t gen);
-#define USER_ANY_GEN	UINT32_MAX	/* store_user_role() of any generation */
+#define USER_ANY_GEN	UINT32_MAX	/* any generation of a live account */
 uint32_t store_user_count(struct store *);
 
 void	 store_user_list(struct store *,
@@ -152,7 +162,16 @@ int	 store_peer_register(struct store *, const char *addr, uint32_t limit,
 
 int	 store_check(struct store *, FILE *report);
 
-/* Test builds: a hook run while a write holds its stripe (see KV_TEST_HOOKS). */
+/*
+ * Test builds (KV_TEST_HOOKS) set these to widen a window: store_test_hold
+ * runs while a put holds its stripe, its new chunk filled and not yet
+ * published; store_test_unlocked as a put begins, before it takes its
+ * stripe (its caller has checked the account; the store has not yet);
+ * store_test_stripe after a walk that goes a stripe at a time (the
+ * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ */
 extern void	(*store_test_hold)(void);
+extern void	(*store_test_unlocked)(void);
+extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
 
 #endif

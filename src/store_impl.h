@@ -127,6 +127,10 @@ void	 fill(struct store *, uint32_t ref, uint32_t user, uint32_t hash,
 	    const void *key, size_t klen, const void *a, size_t alen,
 	    const void *b, size_t blen, uint32_t flags, uint32_t exptime);
 
+/* ---- accounts (accounts.c) --------------------------------------------- */
+
+int	 account_live(struct store *, uint32_t user, uint32_t gen);
+
 /* ---- the allocator (alloc.c, under the alloc lock) ---------------------- */
 
 void	 plan_classes(struct kv_header *);

@@ -15,6 +15,9 @@
  *   fill UID PREFIX COUNT VSIZE	put COUNT keys until one fails
  *   flush UID
  *   counts UID			user keys and chunk bytes
+ *   gen UID			the account's generation
+ *   putg UID GEN KEY VALUE	put, acting on generation GEN of UID
+ *   userdel UID		delete the account and its items
  *   stats			items, bytes_used, bytes_free, bytes_limit
  *   check			run the checker: "clean" or its complaints
  *   classes			how many size classes, and the page size
@@ -130,19 +133,36 @@ main(int argc, char **argv)
 			wr.mode = w[0][0] == 'a' ? (w[0][1] == 'd' ? W_ADD :
 			    W_APPEND) : w[0][0] == 'r' ? W_REPLACE :
 			    w[0][1] == 'r' ? W_PREPEND : W_SET;
-			printf("%s\n", result(store_put(&st, uid, w[2], klen,
-			    w[3], vlen, &wr, NULL)));
+			printf("%s\n", result(store_put(&st, uid, USER_ANY_GEN,
+			    w[2], klen, w[3], vlen, &wr, NULL)));
+		} else if (strcmp(w[0], "putg") == 0 && n == 5) {
+			size_t l = unescape(w[4]);
+
+			printf("%s\n", result(store_put(&st, uid,
+			    (uint32_t)strtoul(w[2], NULL, 10), w[3], vlen,
+			    w[4], l, &wr, NULL)));
+		} else if (strcmp(w[0], "gen") == 0 && n == 2) {
+			struct user_view v;
+
+			if (store_user_get(&st, uid, &v) == ST_OK)
+				printf("gen %" PRIu32 "\n", v.gen);
+			else
+				printf("NO_USER\n");
+		} else if (strcmp(w[0], "userdel") == 0 && n == 2) {
+			printf("%s\n", result(store_user_delete(&st, uid)));
 		} else if (strcmp(w[0], "get") == 0 && n == 3) {
 			if (store_get(&st, uid, w[2], klen, print_value, NULL)
 			    != ST_OK)
 				printf("NOT_FOUND\n");
 		} else if (strcmp(w[0], "del") == 0 && n == 3) {
-			printf("%s\n", result(store_del(&st, uid, w[2], klen)));
+			printf("%s\n", result(store_del(&st, uid, USER_ANY_GEN,
+			    w[2], klen)));
 		} else if ((strcmp(w[0], "incr") == 0 ||
 		    strcmp(w[0], "decr") == 0) && n == 4) {
 			uint64_t v;
-			int rc = store_arith(&st, uid, w[2], klen,
-			    w[0][0] == 'i', strtoull(w[3], NULL, 10), &v);
+			int rc = store_arith(&st, uid, USER_ANY_GEN, w[2],
+			    klen, w[0][0] == 'i', strtoull(w[3], NULL, 10),
+			    &v);
 
 			if (rc == ST_OK)
 				printf("%" PRIu64 "\n", v);
@@ -159,8 +179,8 @@ main(int argc, char **argv)
 				int kl = snprintf(key, sizeof(key), "%s%lu",
 				    w[2], i);
 
-				rc = store_put(&st, uid, key, (size_t)kl, val,
-				    vs, &wr, NULL);
+				rc = store_put(&st, uid, USER_ANY_GEN, key,
+				    (size_t)kl, val, vs, &wr, NULL);
 				if (rc != ST_OK)
 					break;
 			}

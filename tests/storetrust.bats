@@ -146,3 +146,91 @@ t_open() {
 	[[ ! -e $victim ]]
 	[[ ! -e $f ]]
 }
+
+# ---- 5: writes check the account generation under the stripe lock --------
+
+@test "store: a write names the account's generation; a deleted account's, or its successor's, is refused" {
+	: "${STORETEST:?STORETEST is not set (run the tests with make check)}"
+	run -0 "$STORETEST" "$KV_SHM" 16 1024 <<-'EOF'
+	user alice
+	gen 1
+	putg 1 0 k v
+	putg 1 7 k v
+	userdel 1
+	putg 1 0 k v
+	put 1 k v
+	user bob
+	gen 1
+	putg 1 0 k v
+	get 1 k
+	putg 1 1 k v
+	get 1 k
+	check
+	EOF
+	assert_output - <<-'EOF'
+	1
+	gen 0
+	OK
+	NO_USER
+	OK
+	NO_USER
+	NO_USER
+	1
+	gen 1
+	NO_USER
+	NOT_FOUND
+	OK
+	VALUE 1 v
+	clean
+	EOF
+}
+
+@test "userdel racing a put that passed its account check: not acknowledged, and not inherited by the next account in the slot" {
+	local fa
+
+	KVSTORED=$KVSTORED_HOOKS KVSTORE_TEST_WRITE_PAUSE_MS=3000 kv_start
+	t_open alice
+	fa=$T_FD
+	# The session has checked alice; the store has not yet (3 s).
+	printf 'put k stolen\r\n' >&"$fa"
+	kv_wait_log 'test: pid [0-9]+ pauses a write for 3000 ms' 5
+	run -0 ctl userdel alice
+	assert_output "alice deleted, with its keys"
+	# bob is the only account now: he has the first free slot, alice's.
+	kv_session bob
+	run -0 ctl users
+	assert_output "bob guest keys 0 bytes 0"
+	run -0 t_line "$fa"
+	assert_output "ERR auth account removed"
+	run -1 t_line "$fa"
+	exec {fa}>&-
+	run -0 kv_raw_lines_as bob 'get k\r\nstats\r\nquit\r\n'
+	assert_line -n 0 NOT_FOUND
+	assert_line "STAT user_items 0"
+	assert_line "STAT items 0"
+	run -0 ctl users
+	assert_output "bob guest keys 0 bytes 0"
+	run -0 ctl check
+	assert_output --partial " 0 errors"
+}
+
+@test "userdel while a put holds its stripe: the put sees the deletion at its commit and is not acknowledged" {
+	local fa
+
+	KVSTORED=$KVSTORED_HOOKS KVSTORE_TEST_HOLD_MS=2000 kv_start
+	t_open alice
+	fa=$T_FD
+	printf 'put k stolen\r\n' >&"$fa"
+	kv_wait_log 'test: pid [0-9]+ holds a stripe for 2000 ms' 5
+	# userdel marks alice first, then waits for the stripe to flush it
+	run -0 ctl userdel alice
+	assert_output "alice deleted, with its keys"
+	run -0 t_line "$fa"
+	assert_output "ERR auth account removed"
+	exec {fa}>&-
+	kv_session bob
+	run -0 kv_raw_lines_as bob 'get k\r\nquit\r\n'
+	assert_output $'NOT_FOUND\nBYE'
+	run -0 ctl check
+	assert_output --partial " 0 errors"
+}
