@@ -278,6 +278,37 @@ check_users(struct check *c)
 	}
 }
 
+/*
+ * An account being deleted is a userdel at work, or one that was killed:
+ * then its items stay, its name is taken, and only another userdel of the
+ * name finishes the job.
+ */
+static void
+check_deleting(struct check *c)
+{
+	struct store *st = c->st;
+	uint32_t i;
+
+	for (i = 1; i <= st->hdr->nusers; i++) {
+		struct kv_user *u = &users(st)[i - 1];
+		uint32_t pid = LOAD(&u->deleter);
+
+		if (LOAD(&u->state) != USER_DELETING)
+			continue;
+		if (process_alive(st, pid)) {
+			if (c->out != NULL)
+				fprintf(c->out, "check: user %u (%.*s): being "
+				    "deleted by pid %u\n", i, KV_USER_MAX,
+				    u->name, pid);
+			continue;
+		}
+		complain(c, "user %u (%.*s): left being deleted by an "
+		    "interrupted userdel, %" PRIu64 " items to go: finish it "
+		    "with kvstorectl userdel %.*s", i, KV_USER_MAX, u->name,
+		    LOAD(&u->keys), KV_USER_MAX, u->name);
+	}
+}
+
 /* Every chunk handed out is in a chain, on a free list, or pending. */
 static void
 check_carved(struct check *c)
@@ -365,6 +396,7 @@ store_check(struct store *st, FILE *out)
 		complain(&c, "alloc: open transaction");
 	check_carved(&c);
 	unlock_all(st);
+	check_deleting(&c);
 
 	if (out != NULL)
 		fprintf(out, "check: segment %s: %" PRIu64 " items, %" PRIu64

@@ -160,6 +160,7 @@ do_register(struct session *s, const char *user, const char *pass,
 	case ST_OK:
 		break;
 	case ST_EXISTS:
+	case ST_DELETING:	/* until its userdel is done */
 		reply_err(s, "auth name taken");
 		return -1;
 	case ST_FULL:

@@ -640,28 +640,37 @@ out:
 	return rc;
 }
 
+/* Remove every item of one user from one stripe, which the caller holds. */
+void
+flush_stripe_locked(struct store *st, uint32_t s, uint32_t user)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t b, ref;
+	struct found f;
+
+	f.stripe = &stripes(st)[s];
+	for (b = s; b < h->nbuckets; b += h->nstripes) {
+		f.link = &buckets(st)[b];
+		while ((ref = *f.link) != 0) {
+			f.item = item_at(st, ref);
+			if (f.item->user == user)
+				publish(st, &f, user, 0);
+			else
+				f.link = &f.item->next;
+		}
+	}
+}
+
 /* Remove every item of one user, a stripe at a time. */
 int
 store_flush_user(struct store *st, uint32_t user)
 {
-	struct kv_header *h = st->hdr;
-	uint32_t s, b, ref;
-	struct found f;
+	uint32_t s;
 
-	for (s = 0; s < h->nstripes; s++) {
-		f.stripe = &stripes(st)[s];
-		lock_acquire(st, &f.stripe->lock);
-		for (b = s; b < h->nbuckets; b += h->nstripes) {
-			f.link = &buckets(st)[b];
-			while ((ref = *f.link) != 0) {
-				f.item = item_at(st, ref);
-				if (f.item->user == user)
-					publish(st, &f, user, 0);
-				else
-					f.link = &f.item->next;
-			}
-		}
-		lock_release(st, &f.stripe->lock);
+	for (s = 0; s < st->hdr->nstripes; s++) {
+		lock_acquire(st, &stripes(st)[s].lock);
+		flush_stripe_locked(st, s, user);
+		lock_release(st, &stripes(st)[s].lock);
 	}
 	return ST_OK;
 }

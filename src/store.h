@@ -42,7 +42,8 @@ enum store_result {
 	ST_TOO_LARGE,
 	ST_NOT_NUMBER,		/* incr/decr of a value that is not a number */
 	ST_NO_USER,
-	ST_ERROR
+	ST_ERROR,
+	ST_DELETING		/* the name's account is being deleted */
 };
 
 enum store_mode {
@@ -88,6 +89,9 @@ struct user_view {
 	uint64_t	quota_keys, quota_bytes;
 	uint32_t	fails;
 	char		hash[128];
+	int		deleting;	/* being deleted (store_user_list_deleting) */
+	uint32_t	deleter;	/* by this pid, 0 = unknown */
+	int		deleter_alive;	/* 0: that userdel was interrupted */
 };
 
 #define STORE_CREATE	0x1	/* create when absent */
@@ -139,7 +143,11 @@ int	 store_user_create(struct store *, const char *name, int role,
 int	 store_user_get(struct store *, uint32_t id, struct user_view *);
 int	 store_user_set(struct store *, uint32_t id, int role,
 	    const char *hash);
+int	 store_user_mark_deleting(struct store *, uint32_t id);
 int	 store_user_delete(struct store *, uint32_t id);
+uint32_t store_user_find_deleting(struct store *, const char *name);
+void	 store_user_list_deleting(struct store *,
+	    void (*)(void *, const struct user_view *), void *);
 int	 store_user_role(struct store *, uint32_t id, uint32_t gen);
 #define USER_ANY_GEN	UINT32_MAX	/* any generation of a live account */
 uint32_t store_user_count(struct store *);

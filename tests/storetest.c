@@ -34,10 +34,10 @@ result(int rc)
 {
 	static const char *names[] = {
 		"OK", "NOT_FOUND", "EXISTS", "NOT_STORED", "FULL", "QUOTA",
-		"TOO_LARGE", "NOT_NUMBER", "NO_USER", "ERROR"
+		"TOO_LARGE", "NOT_NUMBER", "NO_USER", "ERROR", "DELETING"
 	};
 
-	return rc >= 0 && rc <= ST_ERROR ? names[rc] : "?";
+	return rc >= 0 && rc <= ST_DELETING ? names[rc] : "?";
 }
 
 static size_t

@@ -234,3 +234,77 @@ t_open() {
 	run -0 ctl check
 	assert_output --partial " 0 errors"
 }
+
+# ---- 6: userdel is resumable ----------------------------------------------
+
+# wait_stopped PID: until PID is stopped (state T), 10 s at most.
+wait_stopped() {
+	local i stat
+
+	for ((i = 0; i < 200; i++)); do
+		{ IFS= read -r stat <"/proc/$1/stat"; } 2>/dev/null || break
+		stat=${stat##*) }
+		[[ ${stat%% *} == T ]] && return 0
+		sleep 0.05
+	done
+	echo "wait_stopped: pid $1 did not stop" >&2
+	return 1
+}
+
+# fill USER N: USER puts keys k0..k(N-1), in one connection.
+fill() {
+	local user=$1 n=$2 i req=
+
+	for ((i = 0; i < n; i++)); do
+		req+="put k$i value-$i"$'\r\n'
+	done
+	run -0 kv_raw_lines_as "$user" '%squit\r\n' "$req"
+	[[ $(grep -c '^OK$' <<<"$output") -eq $n ]]
+}
+
+@test "userdel killed half way: shown and checked as being deleted, its name stays taken, the next userdel finishes it" {
+	local err=$BATS_TEST_TMPDIR/userdel.err out=$BATS_TEST_TMPDIR/userdel.out
+	local pid secret left re
+
+	kv_start -m 64
+	fill alice 3000
+	secret=$(<"$(kv_secret alice)")
+	KVSTORE_TEST_STOP_AFTER_STRIPE=16 "$KVSTORECTL_HOOKS" -s "$KV_SHM" \
+	    userdel alice >"$out" 2>"$err" 3>&- &
+	pid=$!
+	T_BG+=("$pid")
+	wait_stopped "$pid"
+	run cat "$err"
+	assert_output --regexp "^kvstorectl: test: pid $pid stops after stripe 16 of [0-9]+$"
+	kill -KILL "$pid"
+	wait "$pid" || true
+	# killed after 16 stripes: it printed nothing, and left the rest
+	[[ ! -s $out ]]
+	run -0 ctl users
+	re='^alice deleting keys ([0-9]+) bytes [0-9]+ interrupted: finish it with kvstorectl userdel alice$'
+	assert_output --regexp "$re"
+	[[ $output =~ $re ]]
+	left=${BASH_REMATCH[1]}
+	echo "# keys left after the interrupted userdel: $left of 3000" >&3
+	((left > 0 && left < 3000))
+	run -1 ctl check
+	assert_output --partial "check: user 1 (alice): left being deleted by an interrupted userdel, $left items to go: finish it with kvstorectl userdel alice"
+	# the name is taken, and nobody logs in to it
+	run -0 kv_raw_lines 'register alice othersecret1\r\nquit\r\n'
+	assert_output $'ERR auth name taken\nBYE'
+	run -0 kv_raw_lines 'login alice %s\r\nquit\r\n' "$secret"
+	assert_output $'ERR auth login failed\nBYE'
+	KVSTORE_PASSWORD=othersecret1 run -1 ctl useradd alice
+	assert_output "kvstorectl: user alice is being deleted: finish it with kvstorectl userdel alice"
+	# the next userdel finishes it
+	run -0 ctl userdel alice
+	assert_output "alice deleted, with its keys"
+	run -0 ctl users
+	assert_output ""
+	run -0 ctl check
+	assert_output --regexp ": 0 items, .* 0 errors$"
+	run -1 ctl userdel alice
+	assert_output "kvstorectl: no such user: alice"
+	run -0 kv_raw_lines 'register alice othersecret1\r\nquit\r\n'
+	assert_output $'OK alice guest\nBYE'
+}
