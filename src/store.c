@@ -314,7 +314,7 @@ store_open(struct store *st, const char *name, const struct store_geometry *g,
 		snprintf(err, errlen, "shm_open %s: %s", name, strerror(errno));
 		return -1;
 	}
-	/* Exactly 0600 whatever the umask: the owner check below relies on it. */
+	/* Exactly 0600 whatever the umask: trust_segment() relies on it. */
 	if (created && fchmod(st->fd, 0600) == -1) {
 		snprintf(err, errlen, "fchmod %s: %s", name, strerror(errno));
 		shm_unlink(name);

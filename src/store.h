@@ -89,7 +89,7 @@ struct user_view {
 	uint64_t	quota_keys, quota_bytes;
 	uint32_t	fails;
 	char		hash[128];
-	int		deleting;	/* being deleted (store_user_list_deleting) */
+	int		deleting;	/* store_user_list_deleting()'s */
 	uint32_t	deleter;	/* by this pid, 0 = unknown */
 	int		deleter_alive;	/* 0: that userdel was interrupted */
 };

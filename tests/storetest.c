@@ -20,6 +20,14 @@
  *   userdel UID		delete the account and its items
  *   stats			items, bytes_used, bytes_free, bytes_limit
  *   check			run the checker: "clean" or its complaints
+ *   corrupt WHAT [UID KEY [KEY2]]	break the segment, for the checker:
+ *				userkeys UID (an account's key count is off),
+ *				stripe (stripe 0's item count is off),
+ *				loop UID KEY (the item links to itself),
+ *				share UID KEY KEY2 (KEY's chain goes on into
+ *				KEY2's), free UID KEY (the item is also at the
+ *				head of its class's free list), leak UID KEY
+ *				(the item is unlinked, its chunk not freed)
  *   classes			how many size classes, and the page size
  */
 #include <inttypes.h>
@@ -28,6 +36,9 @@
 #include <string.h>
 
 #include "store.h"
+/* The store's inside, to break it on purpose (corrupt), as the fuzz target
+ * does to kill a writer. */
+#include "store_impl.h"
 
 static const char *
 result(int rc)
@@ -77,6 +88,67 @@ print_value(void *ctx, const struct item_view *v)
 	printf("VALUE %zu ", v->vlen);
 	fwrite(v->value, 1, v->vlen, stdout);
 	printf("\n");
+}
+
+/* The link word that points at the item uid/key, NULL when absent. */
+static uint32_t *
+link_of(struct store *st, uint32_t uid, const char *key, size_t klen)
+{
+	uint64_t h = hash_key(uid, key, klen);
+	uint32_t *link = &buckets(st)[(uint32_t)h & (st->hdr->nbuckets - 1)];
+
+	for (; *link != 0; link = &item_at(st, *link)->next) {
+		struct kv_item *it = item_at(st, *link);
+
+		if (it->user == uid && it->klen == klen &&
+		    memcmp(it->data, key, klen) == 0)
+			return link;
+	}
+	return NULL;
+}
+
+static const char *
+corrupt(struct store *st, char **w, int n)
+{
+	uint32_t uid = n > 2 ? (uint32_t)strtoul(w[2], NULL, 10) : 0;
+	uint32_t *l = NULL, *l2, ref;
+	struct kv_item *it;
+
+	if (strcmp(w[1], "stripe") == 0) {
+		stripes(st)[0].items++;
+		return "OK";
+	}
+	if (uid == 0 || uid > st->hdr->nusers)
+		return "NO_USER";
+	if (strcmp(w[1], "userkeys") == 0) {
+		users(st)[uid - 1].keys++;
+		return "OK";
+	}
+	if (n < 4 || (l = link_of(st, uid, w[3], strlen(w[3]))) == NULL)
+		return "NOT_FOUND";
+	ref = *l;
+	it = item_at(st, ref);
+	if (strcmp(w[1], "loop") == 0)
+		it->next = ref;
+	else if (strcmp(w[1], "share") == 0 && n == 5) {
+		if ((l2 = link_of(st, uid, w[4], strlen(w[4]))) == NULL)
+			return "NOT_FOUND";
+		while (it->next != 0)
+			it = item_at(st, it->next);
+		it->next = *l2;
+	} else if (strcmp(w[1], "free") == 0)
+		st->hdr->classes[it->cls].free_head = ref;
+	else if (strcmp(w[1], "leak") == 0) {
+		uint32_t b = (uint32_t)hash_key(uid, w[3], strlen(w[3])) &
+		    (st->hdr->nbuckets - 1);
+		struct kv_stripe *sp = &stripes(st)[b & (st->hdr->nstripes - 1)];
+
+		*l = it->next;
+		sp->items--;
+		sp->bytes -= chunk_bytes(st, it);
+	} else
+		return "bad corruption";
+	return "OK";
 }
 
 int
@@ -204,6 +276,8 @@ main(int argc, char **argv)
 			    " bytes_free %" PRIu64 " bytes_limit %" PRIu64 "\n",
 			    s.items, s.bytes_used, s.bytes_free,
 			    s.bytes_limit);
+		} else if (strcmp(w[0], "corrupt") == 0 && n >= 2) {
+			printf("%s\n", corrupt(&st, w, n));
 		} else if (strcmp(w[0], "check") == 0) {
 			fflush(stdout);
 			if (store_check(&st, NULL) == 0)

@@ -9,6 +9,7 @@
 #   KVSTORECTL		kvstorectl (default: next to kvstored)
 #   KVSTORED_HOOKS	tests/kvstored-hooks (kvstored built -DKV_TEST_HOOKS)
 #   KVSTORECTL_HOOKS	tests/kvstorectl-hooks (kvstorectl built likewise)
+#   FAULTLOAD		tests/faultload (load with verification)
 # The tests that need a hook build fail, not skip, without it: make check
 # always builds both.  The tests of another owner need root (CI runs as
 # root) and are skipped otherwise.
@@ -19,6 +20,7 @@ load helpers
 : "${KVSTORECTL:=$(dirname "$KVSTORED")/kvstorectl}"
 : "${KVSTORED_HOOKS:=$(dirname "$KVSTORED")/../tests/kvstored-hooks}"
 : "${KVSTORECTL_HOOKS:=$(dirname "$KVSTORED")/../tests/kvstorectl-hooks}"
+: "${FAULTLOAD:=$(dirname "$KVSTORED")/../tests/faultload}"
 
 T_BG=()		# background processes this test started (killed in teardown)
 
@@ -307,4 +309,122 @@ fill() {
 	assert_output "kvstorectl: no such user: alice"
 	run -0 kv_raw_lines 'register alice othersecret1\r\nquit\r\n'
 	assert_output $'OK alice guest\nBYE'
+}
+
+# ---- 8: the checker does not freeze the store ------------------------------
+
+# now_ms: milliseconds since the epoch.
+now_ms() {
+	local ns
+
+	ns=$(date +%s%N)
+	echo $((ns / 1000000))
+}
+
+@test "check stopped half way holds no lock: other tenants' requests go on, and it finishes clean when let go" {
+	local err=$BATS_TEST_TMPDIR/check.err out=$BATS_TEST_TMPDIR/check.out
+	local pid fb k req= t0 ms n=64 line got=() want=()
+
+	kv_start -m 64
+	fill alice 2000
+	t_open bob
+	fb=$T_FD
+	KVSTORE_TEST_STOP_AFTER_STRIPE=1 "$KVSTORECTL_HOOKS" -s "$KV_SHM" \
+	    check >"$out" 2>"$err" 3>&- &
+	pid=$!
+	T_BG+=("$pid")
+	wait_stopped "$pid"
+	run cat "$err"
+	assert_output --regexp "^kvstorectl: test: pid $pid stops after stripe 1 of [0-9]+$"
+	# bob writes and reads keys all over the table while check is stopped
+	# (not i: bats' run -0 sets it)
+	for ((k = 0; k < n; k++)); do
+		req+="put b$k v$k"$'\r\n'"get b$k"$'\r\n'
+	done
+	t0=$(now_ms)
+	printf '%s' "$req" >&"$fb"
+	for ((k = 0; k < 3 * n; k++)); do
+		IFS= read -r -t 5 -u "$fb" line || break
+		got+=("${line%$'\r'}")
+	done
+	ms=$(($(now_ms) - t0))
+	for ((k = 0; k < n; k++)); do
+		want+=(OK "VALUE $((1 + ${#k}))" "v$k")
+	done
+	echo "# $n puts and $n gets while check is stopped: ${#got[@]} of" \
+	    "${#want[@]} reply lines in $ms ms" >&3
+	[[ "${got[*]}" == "${want[*]}" ]]
+	((ms < 1000))
+	[[ ! -s $out ]]
+	kill -CONT "$pid"
+	wait "$pid"
+	run cat "$out"
+	assert_output --regexp "^check: segment $KV_SHM: 2064 items, [0-9]+ free chunks, [0-9]+ of [0-9]+ pages, 0 errors$"
+	exec {fb}>&-
+}
+
+@test "check with no writers still finds what it found holding every lock" {
+	: "${STORETEST:?STORETEST is not set (run the tests with make check)}"
+	local c
+
+	for c in "userkeys 1" "stripe" "loop 1 a" "share 1 a b" "free 1 a" \
+	    "leak 1 a"; do
+		run -0 "$STORETEST" "$KV_SHM" 16 1024 <<-EOF
+		user alice
+		put 1 a x
+		put 1 b y
+		put 1 c z
+		corrupt $c
+		check
+		EOF
+		"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+		assert_line -n 4 OK
+		case $c in
+		userkeys*)
+			assert_line -n 5 "check: user 1 (alice): counts 4/144, found 3/144"
+			assert_line -n 6 --partial ": 3 items, 0 free chunks, 1 of 236 pages, 1 errors" ;;
+		stripe)
+			assert_line -n 5 "check: stripe 0: counts 1/0 items/bytes, found 0/0"
+			assert_line -n 6 --partial " 1 errors" ;;
+		loop*|share*)
+			assert_line -n 5 --regexp "^check: bucket [0-9]+: chain loops or shares ref [0-9]+$"
+			assert_line -n 6 --partial " 1 errors" ;;
+		free*)
+			assert_line -n 5 --regexp "^check: class 0: free chunk [0-9]+ is also in use or listed twice$"
+			assert_line -n 6 --partial " 1 errors" ;;
+		leak*)
+			assert_line -n 5 "check: user 1 (alice): counts 3/144, found 2/96"
+			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 free, 0 pending: 1 lost"
+			assert_line -n 7 --partial ": 2 items, 0 free chunks, 1 of 236 pages, 2 errors" ;;
+		esac
+	done
+}
+
+@test "check under a write load: no false alarm, and the load loses nothing" {
+	local secret load=$BATS_TEST_TMPDIR/load.out k still=0 moved=0
+
+	kv_start -m 64
+	kv_session load
+	secret=$(<"$(kv_secret load)")
+	"$FAULTLOAD" -c 8 -k 64 -r 100000000 -d 4 -s 300 -u load -p "$secret" \
+	    127.0.0.1 "$KV_PORT" >"$load" 2>&1 3>&- &
+	T_BG+=("$!")
+	sleep 0.5	# the load is under way (it runs 4 s)
+	for ((k = 0; k < 10; k++)); do
+		run -0 ctl check
+		assert_line --regexp ", 0 errors$"
+		if [[ $output == *"changed during each"* ]]; then
+			moved=$((moved + 1))
+		else
+			still=$((still + 1))
+		fi
+	done
+	echo "# 10 checks under load: $still with every count compared," \
+	    "$moved with the store moving in each walk" >&3
+	wait "${T_BG[0]}"
+	run cat "$load"
+	assert_line --regexp ' lost=0 '
+	assert_line --regexp ' errors=0 '
+	run -0 ctl check
+	assert_output --regexp "^check: segment $KV_SHM: [0-9]+ items, [0-9]+ free chunks, [0-9]+ of [0-9]+ pages, 0 errors$"
 }
