@@ -384,21 +384,21 @@ now_ms() {
 		assert_line -n 4 OK
 		case $c in
 		userkeys*)
-			assert_line -n 5 "check: user 1 (alice): counts 4/144, found 3/144"
-			assert_line -n 6 --partial ": 3 items, 0 free chunks, 1 of 236 pages, 1 errors" ;;
+			assert_line -n 5 --regexp "^check: user 1 \(alice\): counts 4/[0-9]+, found 3/[0-9]+$"
+			assert_line -n 6 --regexp ": 3 items, 0 free chunks, 1 of [0-9]+ pages, 1 errors$" ;;
 		stripe)
-			assert_line -n 5 "check: stripe 0: counts 1/0 items/bytes, found 0/0"
-			assert_line -n 6 --partial " 1 errors" ;;
+			assert_line -n 5 --regexp "^check: stripe 0: counts [0-9]+/[0-9]+ items/bytes, found [0-9]+/[0-9]+$"
+			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		loop*|share*)
 			assert_line -n 5 --regexp "^check: bucket [0-9]+: chain loops or shares ref [0-9]+$"
-			assert_line -n 6 --partial " 1 errors" ;;
+			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		free*)
-			assert_line -n 5 --regexp "^check: class 0: free chunk [0-9]+ is also in use or listed twice$"
-			assert_line -n 6 --partial " 1 errors" ;;
+			assert_line -n 5 --regexp "^check: class [0-9]+: free chunk [0-9]+ is also in use or listed twice$"
+			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		leak*)
-			assert_line -n 5 "check: user 1 (alice): counts 3/144, found 2/96"
+			assert_line -n 5 --regexp "^check: user 1 \(alice\): counts 3/[0-9]+, found 2/[0-9]+$"
 			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 free, 0 pending: 1 lost"
-			assert_line -n 7 --partial ": 2 items, 0 free chunks, 1 of 236 pages, 2 errors" ;;
+			assert_line -n 7 --regexp ": 2 items, 0 free chunks, 1 of [0-9]+ pages, 2 errors$" ;;
 		esac
 	done
 }
