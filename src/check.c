@@ -2,18 +2,44 @@
  * check.c - the checker (kvstorectl check, the tests, the fuzzer): verify
  * every invariant of the segment and report what does not hold.
  *
- * It walks with all locks held in a fixed order (stripes by index, then
- * alloc): writers pause for the walk, nothing is changed, and dead holders
- * met on the way are recovered as any process would.  Every chunk it meets
- * is marked in a map of the arena, so a chunk reachable twice (two chains,
- * a chain and a free list) is found, and at the end every chunk handed out
- * must be in a chain, on a free list, or pending in a process's slot.
+ * It takes one stripe at a time, then the alloc lock alone, so a writer
+ * waits for one stripe's walk at most, and a checker stopped between
+ * stripes (Ctrl-Z, SIGSTOP) holds nothing.  It changes nothing, except that
+ * it recovers the locks of dead holders it meets, as any process would.
+ * Every chunk it meets is marked in a map of the arena, so a chunk
+ * reachable twice (two chains, a chain and a free list) is found, and at
+ * the end every chunk handed out must be in a chain, on a free list, or
+ * pending in a process's slot.
+ *
+ * What a walk a stripe at a time can check while others write:
+ *   - under each stripe's lock, exactly: every chain of the stripe (chunk
+ *     references, item headers and lengths, hash against bucket, owner,
+ *     a chain that loops back on itself), the stripe's counters against
+ *     its chains, no open transaction;
+ *   - under the alloc lock, exactly: every free list (its chunks are its
+ *     class's and marked free), no open transaction.
+ * What it cannot, unless the store held still: anything that adds up
+ * several stripes, or stripes and free lists, as of one moment: a chunk
+ * seen twice (a writer may have freed it from a stripe already walked and
+ * reused it in one not yet walked), each account's key and byte counts
+ * against its items, chunks handed out against chunks found.  So those
+ * findings are held back, and reported only for a walk during which the
+ * store did not change: every change of a chain or a chunk goes through
+ * the alloc lock (an allocation, or the bookkeeping after a commit, which
+ * runs before the writer lets go of its stripe), so the alloc lock taken
+ * no more often than by the checker itself between the start and the end
+ * of the walk, no live writer between a commit and its bookkeeping, and
+ * no stripe in an open transaction at the end mean nothing moved.  A walk
+ * that saw changes is done again, up to CHECK_WALKS times; with no writers
+ * the first one holds still, and the checker finds all it did when it held
+ * every lock for the walk.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kvstore.h"
 #include "layout.h"
@@ -22,10 +48,15 @@
 #include "store.h"
 #include "store_impl.h"
 
+#define CHECK_WALKS	3	/* walks before giving up on a still moment */
+#define CHECK_HELD	50	/* held-back findings kept to report */
+
 struct check {
 	struct store	*st;
 	FILE		*out;
 	unsigned	 errors;
+	unsigned	 nheld;		/* findings that need a still store */
+	char		 held[CHECK_HELD][160];
 	uint64_t	*ukeys;		/* items found per user id */
 	uint64_t	*ubytes;	/* chunk bytes found per user id */
 	uint8_t		*seen;		/* a byte per 8-byte unit of arena */
@@ -51,6 +82,39 @@ complain(struct check *c, const char *fmt, ...)
 	vfprintf(c->out, fmt, ap);
 	fputc('\n', c->out);
 	va_end(ap);
+}
+
+/* A finding that holds only if the store did not change during the walk. */
+static void
+hold(struct check *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+hold(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->nheld < CHECK_HELD) {
+		va_start(ap, fmt);
+		vsnprintf(c->held[c->nheld], sizeof(c->held[0]), fmt, ap);
+		va_end(ap);
+	}
+	c->nheld++;
+}
+
+/* The walk held still: what was held back is so. */
+static void
+report_held(struct check *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nheld; i++) {
+		if (i < CHECK_HELD)
+			complain(c, "%s", c->held[i]);
+		else
+			complain(c, "(and more of the same kind)");
+	}
+	c->nheld = 0;
 }
 
 /* Is ref the start of a chunk of a carved page?  Returns its class or -1. */
@@ -85,17 +149,29 @@ chunk_index(struct store *st, uint32_t ref)
 }
 
 /*
- * Mark a chunk met on a list as seen; -1 when the list has looped or the
- * chunk was met before.
+ * Mark a chunk met on a list as seen: 0, or -1 when the list is longer
+ * than the arena can hold (it loops), or 1 when the chunk was met before.
  */
 static int
 mark_seen(struct check *c, uint32_t ref, uint32_t *steps)
 {
 	uint32_t at = chunk_index(c->st, ref);
 
-	if (++*steps > c->max_steps || c->seen[at])
+	if (++*steps > c->max_steps)
 		return -1;
+	if (c->seen[at])
+		return 1;
 	c->seen[at] = 1;
+	return 0;
+}
+
+/* Is ref among the first n links of the chain at head?  (A loop.) */
+static int
+check_in_chain(struct store *st, uint32_t head, uint32_t ref, uint32_t n)
+{
+	for (; head != 0 && n > 0; head = item_at(st, head)->next, n--)
+		if (head == ref)
+			return 1;
 	return 0;
 }
 
@@ -150,8 +226,12 @@ check_item(struct check *c, uint32_t b, uint32_t ref, int cls)
 	return 1;
 }
 
-/* Walk bucket b's chain, adding what it holds to items and bytes. */
-static void
+/*
+ * Walk bucket b's chain, adding what it holds to items and bytes.  Returns
+ * 1 when it stopped at a chunk met before in another list: then the sums
+ * are short, and worth comparing only if the store held still.
+ */
+static int
 check_chain(struct check *c, uint32_t b, uint64_t *items, uint64_t *bytes)
 {
 	struct store *st = c->st;
@@ -163,77 +243,154 @@ check_chain(struct check *c, uint32_t b, uint64_t *items, uint64_t *bytes)
 			complain(c, "bucket %u: ref %u is not a chunk", b, ref);
 			break;
 		}
-		if (mark_seen(c, ref, &steps) == -1) {
+		switch (mark_seen(c, ref, &steps)) {
+		case 0:
+			break;
+		case 1:
+			/* In this chain: under our lock, it loops.  Elsewhere:
+			 * maybe moved there since, if others wrote. */
+			if (check_in_chain(st, buckets(st)[b], ref,
+			    steps - 1)) {
+				complain(c, "bucket %u: chain loops or shares "
+				    "ref %u", b, ref);
+				return 0;
+			}
+			hold(c, "bucket %u: chain loops or shares ref %u", b,
+			    ref);
+			return 1;
+		default:
 			complain(c, "bucket %u: chain loops or shares ref %u",
 			    b, ref);
-			break;
+			return 0;
 		}
 		if (check_item(c, b, ref, cls)) {
 			(*items)++;
 			*bytes += st->hdr->classes[cls].size;
 		}
 	}
+	return 0;
 }
 
-/* Every stripe's chains against its counters. */
+/* One stripe's chains against its counters, under its lock. */
+static void
+check_stripe(struct check *c, uint32_t s)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_stripe *sp = &stripes(st)[s];
+	uint64_t items = 0, bytes = 0;
+	uint32_t b;
+	int cut = 0;
+
+	lock_acquire(st, &sp->lock);
+	for (b = s; b < h->nbuckets; b += h->nstripes)
+		cut |= check_chain(c, b, &items, &bytes);
+	if (items != sp->items || bytes != sp->bytes)
+		(cut ? hold : complain)(c, "stripe %u: counts %" PRIu64 "/%"
+		    PRIu64 " items/bytes, found %" PRIu64 "/%" PRIu64, s,
+		    sp->items, sp->bytes, items, bytes);
+	if (sp->lock.nlog != 0)
+		complain(c, "stripe %u: open transaction", s);
+	lock_release(st, &sp->lock);
+	c->live += items;
+}
+
+/* Every stripe, one at a time. */
 static void
 check_stripes(struct check *c)
 {
-	struct store *st = c->st;
-	struct kv_header *h = st->hdr;
-	uint32_t s, b;
+	uint32_t s, n = c->st->hdr->nstripes;
 
-	for (s = 0; s < h->nstripes; s++) {
-		struct kv_stripe *sp = &stripes(st)[s];
-		uint64_t items = 0, bytes = 0;
-
-		for (b = s; b < h->nbuckets; b += h->nstripes)
-			check_chain(c, b, &items, &bytes);
-		if (items != sp->items || bytes != sp->bytes)
-			complain(c, "stripe %u: counts %" PRIu64 "/%" PRIu64
-			    " items/bytes, found %" PRIu64 "/%" PRIu64, s,
-			    sp->items, sp->bytes, items, bytes);
-		if (sp->lock.nlog != 0)
-			complain(c, "stripe %u: open transaction", s);
-		c->live += items;
+	for (s = 0; s < n; s++) {
+		check_stripe(c, s);
+		if (store_test_stripe != NULL)
+			store_test_stripe(s + 1, n);
 	}
 }
 
-/* Every class's free list: its own chunks, marked free, met once. */
+/* One class's free list, under the alloc lock: its own chunks, marked free,
+ * met once. */
+static void
+check_free_list(struct check *c, uint32_t i)
+{
+	struct store *st = c->st;
+	uint32_t head = st->hdr->classes[i].free_head, ref, steps = 0;
+
+	for (ref = head; ref != 0; ref = item_at(st, ref)->next) {
+		if (chunk_class(st, ref) != (int)i) {
+			complain(c, "class %u: free ref %u is not its chunk", i,
+			    ref);
+			return;
+		}
+		switch (mark_seen(c, ref, &steps)) {
+		case 0:
+			break;
+		case 1:
+			/* Twice in this list: it loops.  In a chain too:
+			 * maybe freed from a stripe walked before, if others
+			 * wrote. */
+			if (check_in_chain(st, head, ref, steps - 1))
+				complain(c, "class %u: free chunk %u is also "
+				    "in use or listed twice", i, ref);
+			else
+				hold(c, "class %u: free chunk %u is also in "
+				    "use or listed twice", i, ref);
+			return;
+		default:
+			complain(c, "class %u: free chunk %u is also in use or "
+			    "listed twice", i, ref);
+			return;
+		}
+		if (item_at(st, ref)->state != ITEM_FREE)
+			complain(c, "class %u: free chunk %u not marked free",
+			    i, ref);
+		c->nfree++;
+	}
+}
+
 static void
 check_free_lists(struct check *c)
 {
+	uint32_t i;
+
+	for (i = 0; i < c->st->hdr->nclasses; i++)
+		check_free_list(c, i);
+}
+
+/*
+ * Under the alloc lock, at the end of a walk: is a writer half way through
+ * a change the walk may have seen in part?  A live process between a
+ * commit and its bookkeeping (it waits for our alloc lock), or any stripe
+ * in an open transaction (its holder, alive or not, began after we walked
+ * that stripe: we hold none now, and would have recovered a dead one).
+ */
+static int
+check_in_flight(struct check *c)
+{
 	struct store *st = c->st;
 	struct kv_header *h = st->hdr;
-	uint32_t i, ref, steps;
+	struct kv_slot *slots = registry_slots(st);
+	uint32_t i;
 
-	for (i = 0; i < h->nclasses; i++) {
-		steps = 0;
-		for (ref = h->classes[i].free_head; ref != 0;
-		    ref = item_at(st, ref)->next) {
-			if (chunk_class(st, ref) != (int)i) {
-				complain(c, "class %u: free ref %u is not its "
-				    "chunk", i, ref);
-				break;
-			}
-			if (mark_seen(c, ref, &steps) == -1) {
-				complain(c, "class %u: free chunk %u is also "
-				    "in use or listed twice", i, ref);
-				break;
-			}
-			if (item_at(st, ref)->state != ITEM_FREE)
-				complain(c, "class %u: free chunk %u not "
-				    "marked free", i, ref);
-			c->nfree++;
-		}
+	for (i = 0; i < h->nslots; i++) {
+		uint32_t pid = LOAD(&slots[i].pid);
+
+		if (pid != 0 && pid != st->pid && LOAD(&slots[i].final_valid) &&
+		    process_alive(st, pid))
+			return 1;
 	}
+	for (i = 0; i < h->nstripes; i++)
+		if (LOAD(&stripes(st)[i].lock.holder) != 0 &&
+		    LOAD(&stripes(st)[i].lock.nlog) != 0)
+			return 1;
+	return 0;
 }
 
 /*
  * A process that died between a write's commit and its bookkeeping
  * (finish_write()) left the old chunk to free and the owner's counters to
- * move in its slot, for store_finish_dead(): count them as done.  With
- * every stripe held, no live process is in that window.
+ * move in its slot, for store_finish_dead(): count them as done.  A live
+ * one in that window makes the walk not still (check_in_flight()).
  */
 static void
 count_unfinished(struct check *c)
@@ -247,7 +404,8 @@ count_unfinished(struct check *c)
 		struct kv_slot *sl = &slots[i];
 		uint32_t old = sl->final_old, fu = sl->final_user;
 
-		if (sl->pid == 0 || !sl->final_valid)
+		if (sl->pid == 0 || !sl->final_valid ||
+		    process_alive(st, sl->pid))
 			continue;
 		if (old != 0 && mark_once(c, old))
 			c->nfree++;
@@ -275,6 +433,37 @@ check_users(struct check *c)
 			    PRIu64 ", found %" PRIu64 "/%" PRIu64, i,
 			    KV_USER_MAX, u->name, u->keys, u->bytes,
 			    c->ukeys[i], c->ubytes[i]);
+	}
+}
+
+/*
+ * An account being deleted is a userdel at work, or one that was killed:
+ * then its items stay, its name is taken, and only another userdel of the
+ * name finishes the job.
+ */
+static void
+check_deleting(struct check *c)
+{
+	struct store *st = c->st;
+	uint32_t i;
+
+	for (i = 1; i <= st->hdr->nusers; i++) {
+		struct kv_user *u = &users(st)[i - 1];
+		uint32_t pid = LOAD(&u->deleter);
+
+		if (LOAD(&u->state) != USER_DELETING)
+			continue;
+		if (process_alive(st, pid)) {
+			if (c->out != NULL)
+				fprintf(c->out, "check: user %u (%.*s): being "
+				    "deleted by pid %u\n", i, KV_USER_MAX,
+				    u->name, pid);
+			continue;
+		}
+		complain(c, "user %u (%.*s): left being deleted by an "
+		    "interrupted userdel, %" PRIu64 " items to go: finish it "
+		    "with kvstorectl userdel %.*s", i, KV_USER_MAX, u->name,
+		    LOAD(&u->keys), KV_USER_MAX, u->name);
 	}
 }
 
@@ -313,24 +502,59 @@ check_carved(struct check *c)
 		    (int64_t)(carved - c->live - c->nfree - pending));
 }
 
-static void
-lock_all(struct store *st)
+/* The alloc lock's acquisitions so far (ours included). */
+static uint32_t
+check_alloc_seq(struct store *st)
 {
-	uint32_t s;
+	uint32_t seq;
 
-	for (s = 0; s < st->hdr->nstripes; s++)
-		lock_acquire(st, &stripes(st)[s].lock);
 	lock_acquire(st, &st->hdr->alloc_lock);
+	seq = st->hdr->alloc_lock.seq;
+	lock_release(st, &st->hdr->alloc_lock);
+	return seq;
 }
 
-static void
-unlock_all(struct store *st)
+/*
+ * One walk: the stripes one at a time, then the alloc lock's side.  Returns
+ * 1 when the store held still for it (and everything was checked), 0 when
+ * it changed, and what needs a still store was not reported.
+ */
+static int
+check_walk(struct check *c)
 {
-	uint32_t s;
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint32_t before;
+	int still;
 
-	lock_release(st, &st->hdr->alloc_lock);
-	for (s = st->hdr->nstripes; s-- > 0;)
-		lock_release(st, &stripes(st)[s].lock);
+	before = check_alloc_seq(st);
+	check_stripes(c);
+	lock_acquire(st, &h->alloc_lock);
+	still = h->alloc_lock.seq == before + 1 && !check_in_flight(c);
+	check_free_lists(c);
+	if (h->alloc_lock.nlog != 0)
+		complain(c, "alloc: open transaction");
+	if (still) {
+		count_unfinished(c);
+		report_held(c);
+		check_users(c);
+		check_carved(c);
+	}
+	lock_release(st, &h->alloc_lock);
+	return still;
+}
+
+/* Forget what a walk found, for the next. */
+static void
+check_reset(struct check *c, uint64_t arena_units)
+{
+	struct kv_header *h = c->st->hdr;
+
+	memset(c->ukeys, 0, (h->nusers + 1) * sizeof(*c->ukeys));
+	memset(c->ubytes, 0, (h->nusers + 1) * sizeof(*c->ubytes));
+	memset(c->seen, 0, arena_units);
+	c->live = c->nfree = 0;
+	c->nheld = 0;
 }
 
 int
@@ -339,6 +563,7 @@ store_check(struct store *st, FILE *out)
 	struct kv_header *h = st->hdr;
 	struct check c = { .st = st, .out = out };
 	uint64_t arena_units;
+	int walks, still = 0;
 
 	if (h->magic != KV_MAGIC || h->version != KV_LAYOUT_VERSION ||
 	    h->abi != KV_ABI || !h->ready) {
@@ -356,15 +581,19 @@ store_check(struct store *st, FILE *out)
 		fatal("calloc");
 	c.max_steps = (uint32_t)(arena_units / (ITEM_HDR / KV_ITEM_ALIGN)) + 1;
 
-	lock_all(st);
-	check_stripes(&c);
-	check_free_lists(&c);
-	count_unfinished(&c);
-	check_users(&c);
-	if (h->alloc_lock.nlog != 0)
-		complain(&c, "alloc: open transaction");
-	check_carved(&c);
-	unlock_all(st);
+	/* Walk again while the store moved under us and nothing is wrong
+	 * yet; a certain error is reported whatever moved. */
+	for (walks = 1; ; walks++) {
+		still = check_walk(&c);
+		if (still || c.errors != 0 || walks == CHECK_WALKS)
+			break;
+		check_reset(&c, arena_units);
+	}
+	check_deleting(&c);
+	if (!still && out != NULL)
+		fprintf(out, "check: the store changed during %s%d walk%s: "
+		    "account counts and chunk totals were not compared\n",
+		    walks > 1 ? "each of " : "", walks, walks > 1 ? "s" : "");
 
 	if (out != NULL)
 		fprintf(out, "check: segment %s: %" PRIu64 " items, %" PRIu64

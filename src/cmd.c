@@ -153,6 +153,23 @@ result(int st)
 	}
 }
 
+/* The generation of the account acting() chose. */
+static uint32_t
+acting_gen(const struct client *c)
+{
+	return c->target != 0 ? c->target_gen : c->gen;
+}
+
+/* A write's result; ST_NO_USER: the account acted on was deleted after
+ * acting() passed it (the store checks under the stripe lock). */
+static int
+written(const struct client *c, int st)
+{
+	if (st == ST_NO_USER && c->target != 0)
+		return CR_NO_TARGET;
+	return result(st);
+}
+
 int
 cmd_get(struct client *c, const void *key, size_t klen, store_visit visit,
     void *ctx)
@@ -181,8 +198,8 @@ cmd_put(struct client *c, const void *key, size_t klen, const void *val,
 		q.quota_keys = c->policy->quota_keys;
 		q.quota_bytes = c->policy->quota_bytes;
 	}
-	return result(store_put(c->st, user, key, klen, val, vlen, &q,
-	    cas_out));
+	return written(c, store_put(c->st, user, acting_gen(c), key, klen,
+	    val, vlen, &q, cas_out));
 }
 
 int
@@ -193,7 +210,7 @@ cmd_del(struct client *c, const void *key, size_t klen)
 
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
-	return result(store_del(c->st, user, key, klen));
+	return written(c, store_del(c->st, user, acting_gen(c), key, klen));
 }
 
 int
@@ -205,8 +222,8 @@ cmd_touch(struct client *c, const void *key, size_t klen, uint32_t exptime,
 
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
-	return result(store_touch(c->st, user, key, klen, exptime, visit,
-	    ctx));
+	return written(c, store_touch(c->st, user, acting_gen(c), key, klen,
+	    exptime, visit, ctx));
 }
 
 int
@@ -218,7 +235,8 @@ cmd_arith(struct client *c, const void *key, size_t klen, int incr,
 
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
-	return result(store_arith(c->st, user, key, klen, incr, delta, out));
+	return written(c, store_arith(c->st, user, acting_gen(c), key, klen,
+	    incr, delta, out));
 }
 
 int
@@ -536,6 +554,7 @@ cmd_register(struct client *c, const char *name, size_t nlen,
 	case ST_OK:
 		break;
 	case ST_EXISTS:
+	case ST_DELETING:	/* until its userdel is done */
 		return CR_NAME_TAKEN;
 	case ST_FULL:
 		return CR_ACCOUNTS_FULL;

@@ -27,6 +27,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,44 @@ print_user(void *ctx, const struct user_view *v)
 	    (unsigned long long)v->keys, (unsigned long long)v->bytes);
 }
 
+/* An account being deleted: by a live userdel, or left by a killed one. */
+static void
+print_deleting(void *ctx, const struct user_view *v)
+{
+	(void)ctx;
+	printf("%s deleting keys %llu bytes %llu ", v->name,
+	    (unsigned long long)v->keys, (unsigned long long)v->bytes);
+	if (v->deleter_alive)
+		printf("by pid %u\n", (unsigned)v->deleter);
+	else
+		printf("interrupted: finish it with kvstorectl userdel %s\n",
+		    v->name);
+}
+
+/*
+ * userdel: mark the account, save the users file without it, then remove
+ * its items and free its slot.  A userdel killed on the way leaves the
+ * account marked as being deleted; this finishes it.
+ */
+static void
+userdel(const char *name)
+{
+	uint32_t id;
+
+	if (!auth_valid_name(name, strlen(name)))
+		die("bad user name '%s'", name);
+	if ((id = store_user_find(&st, name)) == 0 &&
+	    (id = store_user_find_deleting(&st, name)) == 0)
+		die("no such user: %s", name);
+	can_save();
+	if (store_user_mark_deleting(&st, id) != ST_OK)
+		die("no such user: %s", name);
+	save();
+	store_user_delete(&st, id);
+	event("userdel", name);
+	printf("%s deleted, with its keys\n", name);
+}
+
 static void
 print_line(void *ctx, const char *line)
 {
@@ -288,6 +327,37 @@ segment_users_file(uid_t owner)
 	users_file = users_path;
 }
 
+#ifdef KV_TEST_HOOKS
+/*
+ * Test builds only (-DKV_TEST_HOOKS, tests/kvstorectl-hooks): with
+ * KVSTORE_TEST_STOP_AFTER_STRIPE=N in the environment, a walk that goes a
+ * stripe at a time (check, userdel) says so on standard error and stops
+ * itself (SIGSTOP) once, after its Nth stripe, holding no lock; a test can
+ * then look at the store, kill it, or let it go on (SIGCONT).
+ */
+static unsigned test_stop_after;
+
+static void
+test_stripe(uint32_t done, uint32_t of)
+{
+	if (test_stop_after == 0 || done != test_stop_after)
+		return;
+	test_stop_after = 0;
+	fprintf(stderr, "kvstorectl: test: pid %ld stops after stripe %u of "
+	    "%u\n", (long)getpid(), (unsigned)done, (unsigned)of);
+	raise(SIGSTOP);
+}
+
+static void
+test_hooks(void)
+{
+	const char *n = getenv("KVSTORE_TEST_STOP_AFTER_STRIPE");
+
+	if (n != NULL && (test_stop_after = (unsigned)strtoul(n, NULL, 10)))
+		store_test_stripe = test_stripe;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -321,6 +391,9 @@ main(int argc, char **argv)
 		usage();
 	cmd = argv[0];
 	log_init("kvstorectl", 0, 0);
+#ifdef KV_TEST_HOOKS
+	test_hooks();
+#endif
 	pw = getpwuid(getuid());
 	snprintf(operator, sizeof(operator), "%s%s", pw ? "" : "uid:",
 	    pw ? pw->pw_name : "?");
@@ -344,8 +417,10 @@ main(int argc, char **argv)
 	if (users_file == NULL)
 		segment_users_file(owner);
 
-	if (strcmp(cmd, "users") == 0 && argc == 1)
+	if (strcmp(cmd, "users") == 0 && argc == 1) {
 		store_user_list(&st, print_user, NULL);
+		store_user_list_deleting(&st, print_deleting, NULL);
+	}
 	else if (strcmp(cmd, "useradd") == 0 && (argc == 2 || argc == 3)) {
 		role = argc == 3 ? role_parse(argv[2]) : KV_ROLE_GUEST;
 		if (role < 0 || !auth_valid_name(argv[1], strlen(argv[1])))
@@ -353,6 +428,9 @@ main(int argc, char **argv)
 		if (store_user_find(&st, argv[1]) != 0)
 			die("user %s exists", argv[1]);
 		can_save();
+		if (store_user_find_deleting(&st, argv[1]) != 0)
+			die("user %s is being deleted: finish it with "
+			    "kvstorectl userdel %s", argv[1], argv[1]);
 		new_password(pass, sizeof(pass));
 		if (auth_hash(pass, hash, sizeof(hash)) == -1)
 			die("cannot hash the password");
@@ -373,14 +451,9 @@ main(int argc, char **argv)
 		event("passwd", argv[1]);
 		save();
 		printf("password of %s changed\n", argv[1]);
-	} else if (strcmp(cmd, "userdel") == 0 && argc == 2) {
-		id = existing(argv[1]);
-		can_save();
-		store_user_delete(&st, id);
-		event("userdel", argv[1]);
-		save();
-		printf("%s deleted, with its keys\n", argv[1]);
-	} else if (strcmp(cmd, "promote") == 0 && argc == 2)
+	} else if (strcmp(cmd, "userdel") == 0 && argc == 2)
+		userdel(argv[1]);
+	else if (strcmp(cmd, "promote") == 0 && argc == 2)
 		rc = set_role(argv[1], KV_ROLE_MANAGER);
 	else if (strcmp(cmd, "demote") == 0 && argc == 2)
 		rc = set_role(argv[1], KV_ROLE_GUEST);

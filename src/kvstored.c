@@ -504,9 +504,12 @@ log_start(const struct options *o, struct master_config *mc)
  * Test builds only (-DKV_TEST_HOOKS, tests/kvstored-hooks): with
  * KVSTORE_TEST_HOLD_MS=N in the environment every put holds its stripe N ms
  * after filling its new chunk and before publishing it, and says so in the
- * log, so a test can kill a lock holder at a known moment.
+ * log, so a test can kill a lock holder at a known moment.  With
+ * KVSTORE_TEST_WRITE_PAUSE_MS=N every put waits N ms after the session has
+ * checked its account and before the store takes the stripe, holding no
+ * lock, so a test can delete the account in between.
  */
-static unsigned test_hold_ms;
+static unsigned test_hold_ms, test_pause_ms;
 
 static void
 test_hold(void)
@@ -539,6 +542,18 @@ test_login(void)
 }
 
 static void
+test_pause(void)
+{
+	struct timespec ts = { test_pause_ms / 1000,
+	    (long)(test_pause_ms % 1000) * 1000000L };
+
+	log_info("test: pid %ld pauses a write for %u ms", (long)getpid(),
+	    test_pause_ms);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void
 test_hooks(void)
 {
 	const char *ms = getenv("KVSTORE_TEST_HOLD_MS");
@@ -548,6 +563,9 @@ test_hooks(void)
 	ms = getenv("KVSTORE_TEST_LOGIN_MS");
 	if (ms != NULL && (test_login_ms = (unsigned)strtoul(ms, NULL, 10)))
 		cmd_test_login_hold = test_login;
+	ms = getenv("KVSTORE_TEST_WRITE_PAUSE_MS");
+	if (ms != NULL && (test_pause_ms = (unsigned)strtoul(ms, NULL, 10)))
+		store_test_unlocked = test_pause;
 }
 #endif
 

@@ -86,12 +86,17 @@ struct kv_item {
 #define ITEM_FREE	0x46
 #define ITEM_USED	0x55
 
+/*
+ * An account being deleted keeps its slot, its name and its generation
+ * (moved on) until its last item is gone: a userdel killed half way leaves
+ * it so, and the next userdel of the name finishes it.
+ */
 #define USER_EMPTY	0
 #define USER_ACTIVE	1
-#define USER_DELETED	2
+#define USER_DELETING	2
 
 struct kv_user {
-	uint32_t	state;		/* USER_EMPTY, USER_ACTIVE, USER_DELETED */
+	uint32_t	state;		/* USER_EMPTY, USER_ACTIVE, USER_DELETING */
 	uint32_t	role;		/* KV_ROLE_GUEST or KV_ROLE_MANAGER */
 	uint32_t	gen;		/* bumped on delete: stale sessions notice */
 	uint32_t	hash_sel;	/* which of hash[] is current */
@@ -101,7 +106,7 @@ struct kv_user {
 	uint64_t	quota_keys;	/* 0 = the daemon's default */
 	uint64_t	quota_bytes;
 	uint32_t	fails;		/* failed logins in a row */
-	uint32_t	pad3;
+	uint32_t	deleter;	/* pid of the userdel at work, 0 = none */
 	int64_t		last_fail;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
 };

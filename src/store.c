@@ -37,6 +37,8 @@
 #define PAGE_MIN	(64 * 1024)
 
 void	(*store_test_hold)(void);
+void	(*store_test_unlocked)(void);
+void	(*store_test_stripe)(uint32_t, uint32_t);
 
 /* ---- geometry and the segment's life ---------------------------------- */
 
@@ -241,6 +243,52 @@ attach_segment(struct store *st, const struct store_geometry *g, char *err,
 	return -1;
 }
 
+/*
+ * An existing segment is trusted only if nobody but its user could have
+ * written it: another local user may have created the name first (and
+ * keep it open, or chmod it) to hand us accounts, roles and a header of
+ * their choosing.  The rule: a regular shared-memory object of mode 0600
+ * exactly, owned by the effective uid of this process; or, for root
+ * attaching to a segment it does not create (kvstorectl, kvstored -C: the
+ * operator working on the daemon user's segment), of any owner.  The
+ * daemon itself (STORE_CREATE) takes only its own uid's segment, even as
+ * root (-u root).
+ */
+static int
+trust_segment(struct store *st, int flags, char *err, size_t errlen)
+{
+	const char *fix = "(remove it with kvstored -R -s";
+	struct stat sb;
+	uid_t me = geteuid();
+
+	if (fstat(st->fd, &sb) == -1) {
+		snprintf(err, errlen, "fstat %s: %s", st->name,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "segment %s: not a regular shared-memory "
+		    "object: refusing it %s %s if it is stale)", st->name, fix,
+		    st->name);
+		return -1;
+	}
+	if (sb.st_uid != me && (me != 0 || (flags & STORE_CREATE))) {
+		snprintf(err, errlen, "segment %s: owned by uid %u, not by uid "
+		    "%u that this process runs as: refusing it %s %s if it is "
+		    "stale)", st->name, (unsigned)sb.st_uid, (unsigned)me,
+		    fix, st->name);
+		return -1;
+	}
+	if ((sb.st_mode & 07777) != 0600) {
+		snprintf(err, errlen, "segment %s: mode %04o, not 0600: anyone "
+		    "else who can write it could have changed it: refusing it "
+		    "%s %s if it is stale)", st->name,
+		    (unsigned)(sb.st_mode & 07777), fix, st->name);
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_open(struct store *st, const char *name, const struct store_geometry *g,
     int flags, char *err, size_t errlen)
@@ -264,12 +312,21 @@ store_open(struct store *st, const char *name, const struct store_geometry *g,
 			return -1;
 		}
 	}
-	if (st->fd == -1 && (st->fd = shm_open(name, O_RDWR, 0)) == -1) {
+	if (st->fd == -1 &&
+	    (st->fd = shm_open(name, O_RDWR | O_NOFOLLOW, 0)) == -1) {
 		snprintf(err, errlen, "shm_open %s: %s", name, strerror(errno));
 		return -1;
 	}
-	if (created ? create_segment(st, g, err, errlen) :
-	    attach_segment(st, g, err, errlen)) {
+	/* Exactly 0600 whatever the umask: trust_segment() relies on it. */
+	if (created && fchmod(st->fd, 0600) == -1) {
+		snprintf(err, errlen, "fchmod %s: %s", name, strerror(errno));
+		shm_unlink(name);
+		store_close(st);
+		return -1;
+	}
+	if ((!created && trust_segment(st, flags, err, errlen) == -1) ||
+	    (created ? create_segment(st, g, err, errlen) :
+	    attach_segment(st, g, err, errlen))) {
 		if (created)
 			shm_unlink(name);
 		store_close(st);
@@ -368,8 +425,8 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 	return 0;
 }
 int
-store_put(struct store *st, uint32_t user, const void *key, size_t klen,
-    const void *val, size_t vlen, const struct store_write *w,
+store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, const void *val, size_t vlen, const struct store_write *w,
     uint64_t *cas_out)
 {
 	struct found f;
@@ -384,7 +441,13 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 		return ST_ERROR;
 	if (vlen > st->hdr->value_max)
 		return ST_TOO_LARGE;
+	if (store_test_unlocked != NULL)
+		store_test_unlocked();
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		rc = ST_NO_USER;
+		goto out;
+	}
 	reap_expired(st, &f, user, now);
 	old = f.item;
 	switch (w->mode) {
@@ -450,6 +513,13 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 	    exptime);
 	if (store_test_hold != NULL)
 		store_test_hold();
+	/* Checked again at the commit: the stripe was held all along, but
+	 * a test's hold above may have let a userdel begin. */
+	if (!account_live(st, user, gen)) {
+		drop_pending(st, registry_slot(st));
+		rc = ST_NO_USER;
+		goto out;
+	}
 	f.stripe->puts++;
 	publish(st, &f, user, ref);
 	if (cas_out != NULL)
@@ -460,13 +530,18 @@ out:
 }
 
 int
-store_del(struct store *st, uint32_t user, const void *key, size_t klen)
+store_del(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen)
 {
 	struct found f;
 	uint32_t now = (uint32_t)time(NULL);
 	int rc = ST_NOT_FOUND;
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item != NULL) {
 		f.stripe->dels++;
@@ -478,14 +553,18 @@ store_del(struct store *st, uint32_t user, const void *key, size_t klen)
 }
 
 int
-store_touch(struct store *st, uint32_t user, const void *key, size_t klen,
-    uint32_t exptime, store_visit visit, void *ctx)
+store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, uint32_t exptime, store_visit visit, void *ctx)
 {
 	struct found f;
 	struct item_view v;
 	uint32_t now = (uint32_t)time(NULL);
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
 		unlock_found(st, &f);
@@ -523,8 +602,8 @@ parse_u64(const char *p, size_t n, uint64_t *out)
 }
 
 int
-store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
-    int incr, uint64_t delta, uint64_t *result)
+store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, int incr, uint64_t delta, uint64_t *result)
 {
 	struct found f;
 	struct kv_item *old;
@@ -535,6 +614,10 @@ store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
 	int rc, n;
 
 	find_locked(st, user, key, klen, &f);
+	if (!account_live(st, user, gen)) {
+		rc = ST_NO_USER;
+		goto out;
+	}
 	reap_expired(st, &f, user, now);
 	if ((old = f.item) == NULL) {
 		rc = ST_NOT_FOUND;
@@ -558,6 +641,27 @@ store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
 out:
 	unlock_found(st, &f);
 	return rc;
+}
+
+/* Remove every item of one user from one stripe, which the caller holds. */
+void
+flush_stripe_locked(struct store *st, uint32_t s, uint32_t user)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t b, ref;
+	struct found f;
+
+	f.stripe = &stripes(st)[s];
+	for (b = s; b < h->nbuckets; b += h->nstripes) {
+		f.link = &buckets(st)[b];
+		while ((ref = *f.link) != 0) {
+			f.item = item_at(st, ref);
+			if (f.item->user == user)
+				publish(st, &f, user, 0);
+			else
+				f.link = &f.item->next;
+		}
+	}
 }
 
 /* Remove every item of one user, a stripe at a time. */
@@ -599,24 +703,12 @@ store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
 int
 store_flush_user(struct store *st, uint32_t user)
 {
-	struct kv_header *h = st->hdr;
-	uint32_t s, b, ref;
-	struct found f;
+	uint32_t s;
 
-	for (s = 0; s < h->nstripes; s++) {
-		f.stripe = &stripes(st)[s];
-		lock_acquire(st, &f.stripe->lock);
-		for (b = s; b < h->nbuckets; b += h->nstripes) {
-			f.link = &buckets(st)[b];
-			while ((ref = *f.link) != 0) {
-				f.item = item_at(st, ref);
-				if (f.item->user == user)
-					publish(st, &f, user, 0);
-				else
-					f.link = &f.item->next;
-			}
-		}
-		lock_release(st, &f.stripe->lock);
+	for (s = 0; s < st->hdr->nstripes; s++) {
+		lock_acquire(st, &stripes(st)[s].lock);
+		flush_stripe_locked(st, s, user);
+		lock_release(st, &stripes(st)[s].lock);
 	}
 	return ST_OK;
 }

@@ -43,7 +43,8 @@ enum store_result {
 	ST_TOO_LARGE,
 	ST_NOT_NUMBER,		/* incr/decr of a value that is not a number */
 	ST_NO_USER,
-	ST_ERROR
+	ST_ERROR,
+	ST_DELETING		/* the name's account is being deleted */
 };
 
 enum store_mode {
@@ -89,6 +90,9 @@ struct user_view {
 	uint64_t	quota_keys, quota_bytes;
 	uint32_t	fails;
 	char		hash[128];
+	int		deleting;	/* store_user_list_deleting()'s */
+	uint32_t	deleter;	/* by this pid, 0 = unknown */
+	int		deleter_alive;	/* 0: that userdel was interrupted */
 };
 
 #define STORE_CREATE	0x1	/* create when absent */
@@ -109,14 +113,24 @@ void	 store_reap(struct store *, uint32_t pid);	/* 0: every dead one */
 
 int	 store_get(struct store *, uint32_t user, const void *key, size_t klen,
 	    store_visit, void *ctx);
-int	 store_put(struct store *, uint32_t user, const void *key, size_t klen,
-	    const void *val, size_t vlen, const struct store_write *,
+/*
+ * Writes name the account generation the caller acted on (a session's,
+ * as of its login or its "use"); the store checks it, with the account's
+ * state, under the key's stripe lock and answers ST_NO_USER when the
+ * account was deleted since, or is being deleted.  USER_ANY_GEN skips the
+ * generation but still wants an active account.
+ */
+int	 store_put(struct store *, uint32_t user, uint32_t gen, const void *key,
+	    size_t klen, const void *val, size_t vlen, const struct store_write *,
 	    uint64_t *cas_out);
-int	 store_del(struct store *, uint32_t user, const void *key, size_t klen);
-int	 store_touch(struct store *, uint32_t user, const void *key,
-	    size_t klen, uint32_t exptime, store_visit, void *ctx);
-int	 store_arith(struct store *, uint32_t user, const void *key,
-	    size_t klen, int incr, uint64_t delta, uint64_t *result);
+int	 store_del(struct store *, uint32_t user, uint32_t gen, const void *key,
+	    size_t klen);
+int	 store_touch(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, uint32_t exptime, store_visit,
+	    void *ctx);
+int	 store_arith(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, int incr, uint64_t delta,
+	    uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
 int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
 	    uint32_t max_stripes, store_visit, void *ctx);
@@ -133,9 +147,13 @@ int	 store_user_create(struct store *, const char *name, int role,
 int	 store_user_get(struct store *, uint32_t id, struct user_view *);
 int	 store_user_set(struct store *, uint32_t id, int role,
 	    const char *hash);
+int	 store_user_mark_deleting(struct store *, uint32_t id);
 int	 store_user_delete(struct store *, uint32_t id);
+uint32_t store_user_find_deleting(struct store *, const char *name);
+void	 store_user_list_deleting(struct store *,
+	    void (*)(void *, const struct user_view *), void *);
 int	 store_user_role(struct store *, uint32_t id, uint32_t gen);
-#define USER_ANY_GEN	UINT32_MAX	/* store_user_role() of any generation */
+#define USER_ANY_GEN	UINT32_MAX	/* any generation of a live account */
 uint32_t store_user_count(struct store *);
 
 void	 store_user_list(struct store *,
@@ -169,7 +187,16 @@ void	 store_conn_release(struct store *, uint32_t slot);
 
 int	 store_check(struct store *, FILE *report);
 
-/* Test builds: a hook run while a write holds its stripe (see KV_TEST_HOOKS). */
+/*
+ * Test builds (KV_TEST_HOOKS) set these to widen a window: store_test_hold
+ * runs while a put holds its stripe, its new chunk filled and not yet
+ * published; store_test_unlocked as a put begins, before it takes its
+ * stripe (its caller has checked the account; the store has not yet);
+ * store_test_stripe after a walk that goes a stripe at a time (the
+ * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ */
 extern void	(*store_test_hold)(void);
+extern void	(*store_test_unlocked)(void);
+extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
 
 #endif

@@ -126,6 +126,11 @@ void	 reap_expired(struct store *, struct found *, uint32_t user,
 void	 fill(struct store *, uint32_t ref, uint32_t user, uint32_t hash,
 	    const void *key, size_t klen, const void *a, size_t alen,
 	    const void *b, size_t blen, uint32_t flags, uint32_t exptime);
+void	 flush_stripe_locked(struct store *, uint32_t stripe, uint32_t user);
+
+/* ---- accounts (accounts.c) --------------------------------------------- */
+
+int	 account_live(struct store *, uint32_t user, uint32_t gen);
 
 /* ---- the allocator (alloc.c, under the alloc lock) ---------------------- */
 

@@ -134,7 +134,8 @@ worker(int w)
 		}
 		seq = __atomic_add_fetch(&sh->k[w][k].sent, 1, __ATOMIC_ACQ_REL);
 		vlen = value_for(val, w, k, seq);
-		rc = store_put(&st, uid, key, strlen(key), val, vlen, &sw, NULL);
+		rc = store_put(&st, uid, USER_ANY_GEN, key, strlen(key), val,
+		    vlen, &sw, NULL);
 		if (rc != ST_OK) {
 			fprintf(stderr, "locktorture: put %s: %d\n", key, rc);
 			__atomic_add_fetch(&sh->bad, 1, __ATOMIC_RELAXED);

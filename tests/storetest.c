@@ -15,8 +15,19 @@
  *   fill UID PREFIX COUNT VSIZE	put COUNT keys until one fails
  *   flush UID
  *   counts UID			user keys and chunk bytes
+ *   gen UID			the account's generation
+ *   putg UID GEN KEY VALUE	put, acting on generation GEN of UID
+ *   userdel UID		delete the account and its items
  *   stats			items, bytes_used, bytes_free, bytes_limit
  *   check			run the checker: "clean" or its complaints
+ *   corrupt WHAT [UID KEY [KEY2]]	break the segment, for the checker:
+ *				userkeys UID (an account's key count is off),
+ *				stripe (stripe 0's item count is off),
+ *				loop UID KEY (the item links to itself),
+ *				share UID KEY KEY2 (KEY's chain goes on into
+ *				KEY2's), free UID KEY (the item is also at the
+ *				head of its class's free list), leak UID KEY
+ *				(the item is unlinked, its chunk not freed)
  *   classes			how many size classes, and the page size
  */
 #include <inttypes.h>
@@ -25,16 +36,19 @@
 #include <string.h>
 
 #include "store.h"
+/* The store's inside, to break it on purpose (corrupt), as the fuzz target
+ * does to kill a writer. */
+#include "store_impl.h"
 
 static const char *
 result(int rc)
 {
 	static const char *names[] = {
 		"OK", "NOT_FOUND", "EXISTS", "NOT_STORED", "FULL", "QUOTA",
-		"TOO_LARGE", "NOT_NUMBER", "NO_USER", "ERROR"
+		"TOO_LARGE", "NOT_NUMBER", "NO_USER", "ERROR", "DELETING"
 	};
 
-	return rc >= 0 && rc <= ST_ERROR ? names[rc] : "?";
+	return rc >= 0 && rc <= ST_DELETING ? names[rc] : "?";
 }
 
 static size_t
@@ -74,6 +88,67 @@ print_value(void *ctx, const struct item_view *v)
 	printf("VALUE %zu ", v->vlen);
 	fwrite(v->value, 1, v->vlen, stdout);
 	printf("\n");
+}
+
+/* The link word that points at the item uid/key, NULL when absent. */
+static uint32_t *
+link_of(struct store *st, uint32_t uid, const char *key, size_t klen)
+{
+	uint64_t h = hash_key(uid, key, klen);
+	uint32_t *link = &buckets(st)[(uint32_t)h & (st->hdr->nbuckets - 1)];
+
+	for (; *link != 0; link = &item_at(st, *link)->next) {
+		struct kv_item *it = item_at(st, *link);
+
+		if (it->user == uid && it->klen == klen &&
+		    memcmp(it->data, key, klen) == 0)
+			return link;
+	}
+	return NULL;
+}
+
+static const char *
+corrupt(struct store *st, char **w, int n)
+{
+	uint32_t uid = n > 2 ? (uint32_t)strtoul(w[2], NULL, 10) : 0;
+	uint32_t *l = NULL, *l2, ref;
+	struct kv_item *it;
+
+	if (strcmp(w[1], "stripe") == 0) {
+		stripes(st)[0].items++;
+		return "OK";
+	}
+	if (uid == 0 || uid > st->hdr->nusers)
+		return "NO_USER";
+	if (strcmp(w[1], "userkeys") == 0) {
+		users(st)[uid - 1].keys++;
+		return "OK";
+	}
+	if (n < 4 || (l = link_of(st, uid, w[3], strlen(w[3]))) == NULL)
+		return "NOT_FOUND";
+	ref = *l;
+	it = item_at(st, ref);
+	if (strcmp(w[1], "loop") == 0)
+		it->next = ref;
+	else if (strcmp(w[1], "share") == 0 && n == 5) {
+		if ((l2 = link_of(st, uid, w[4], strlen(w[4]))) == NULL)
+			return "NOT_FOUND";
+		while (it->next != 0)
+			it = item_at(st, it->next);
+		it->next = *l2;
+	} else if (strcmp(w[1], "free") == 0)
+		st->hdr->classes[it->cls].free_head = ref;
+	else if (strcmp(w[1], "leak") == 0) {
+		uint32_t b = (uint32_t)hash_key(uid, w[3], strlen(w[3])) &
+		    (st->hdr->nbuckets - 1);
+		struct kv_stripe *sp = &stripes(st)[b & (st->hdr->nstripes - 1)];
+
+		*l = it->next;
+		sp->items--;
+		sp->bytes -= chunk_bytes(st, it);
+	} else
+		return "bad corruption";
+	return "OK";
 }
 
 int
@@ -130,19 +205,36 @@ main(int argc, char **argv)
 			wr.mode = w[0][0] == 'a' ? (w[0][1] == 'd' ? W_ADD :
 			    W_APPEND) : w[0][0] == 'r' ? W_REPLACE :
 			    w[0][1] == 'r' ? W_PREPEND : W_SET;
-			printf("%s\n", result(store_put(&st, uid, w[2], klen,
-			    w[3], vlen, &wr, NULL)));
+			printf("%s\n", result(store_put(&st, uid, USER_ANY_GEN,
+			    w[2], klen, w[3], vlen, &wr, NULL)));
+		} else if (strcmp(w[0], "putg") == 0 && n == 5) {
+			size_t l = unescape(w[4]);
+
+			printf("%s\n", result(store_put(&st, uid,
+			    (uint32_t)strtoul(w[2], NULL, 10), w[3], vlen,
+			    w[4], l, &wr, NULL)));
+		} else if (strcmp(w[0], "gen") == 0 && n == 2) {
+			struct user_view v;
+
+			if (store_user_get(&st, uid, &v) == ST_OK)
+				printf("gen %" PRIu32 "\n", v.gen);
+			else
+				printf("NO_USER\n");
+		} else if (strcmp(w[0], "userdel") == 0 && n == 2) {
+			printf("%s\n", result(store_user_delete(&st, uid)));
 		} else if (strcmp(w[0], "get") == 0 && n == 3) {
 			if (store_get(&st, uid, w[2], klen, print_value, NULL)
 			    != ST_OK)
 				printf("NOT_FOUND\n");
 		} else if (strcmp(w[0], "del") == 0 && n == 3) {
-			printf("%s\n", result(store_del(&st, uid, w[2], klen)));
+			printf("%s\n", result(store_del(&st, uid, USER_ANY_GEN,
+			    w[2], klen)));
 		} else if ((strcmp(w[0], "incr") == 0 ||
 		    strcmp(w[0], "decr") == 0) && n == 4) {
 			uint64_t v;
-			int rc = store_arith(&st, uid, w[2], klen,
-			    w[0][0] == 'i', strtoull(w[3], NULL, 10), &v);
+			int rc = store_arith(&st, uid, USER_ANY_GEN, w[2],
+			    klen, w[0][0] == 'i', strtoull(w[3], NULL, 10),
+			    &v);
 
 			if (rc == ST_OK)
 				printf("%" PRIu64 "\n", v);
@@ -159,8 +251,8 @@ main(int argc, char **argv)
 				int kl = snprintf(key, sizeof(key), "%s%lu",
 				    w[2], i);
 
-				rc = store_put(&st, uid, key, (size_t)kl, val,
-				    vs, &wr, NULL);
+				rc = store_put(&st, uid, USER_ANY_GEN, key,
+				    (size_t)kl, val, vs, &wr, NULL);
 				if (rc != ST_OK)
 					break;
 			}
@@ -184,6 +276,8 @@ main(int argc, char **argv)
 			    " bytes_free %" PRIu64 " bytes_limit %" PRIu64 "\n",
 			    s.items, s.bytes_used, s.bytes_free,
 			    s.bytes_limit);
+		} else if (strcmp(w[0], "corrupt") == 0 && n >= 2) {
+			printf("%s\n", corrupt(&st, w, n));
 		} else if (strcmp(w[0], "check") == 0) {
 			fflush(stdout);
 			if (store_check(&st, NULL) == 0)

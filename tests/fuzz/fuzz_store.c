@@ -345,7 +345,8 @@ op_put(struct model *m, struct input *in, enum store_mode mode, int quota)
 		w.cas = cas;
 	}
 	want = predict_put(m, mode, key, klen, vlen, cas, s.cas, &w, &newlen);
-	rc = store_put(&st, m->id, key, klen, val, vlen, &w, &cas_out);
+	rc = store_put(&st, m->id, USER_ANY_GEN, key, klen, val, vlen, &w,
+	    &cas_out);
 	if (want == -1)
 		REQUIRE(rc == ST_OK || rc == ST_FULL);
 	else
@@ -398,7 +399,8 @@ op_arith(struct model *m, struct input *in, int incr)
 
 	if (next(in) == 0xff)
 		delta = UINT64_MAX - delta;	/* wrap around */
-	rc = store_arith(&st, m->id, key, klen, incr, delta, &result);
+	rc = store_arith(&st, m->id, USER_ANY_GEN, key, klen, incr, delta,
+	    &result);
 	if (e == NULL) {
 		REQUIRE(rc == ST_NOT_FOUND);
 	} else if (model_number(e, &v) == -1) {
@@ -421,7 +423,7 @@ op_del(struct model *m, struct input *in)
 	char key[KV_KEY_MAX];
 	size_t klen = make_key(in, key);
 	struct entry *e = lookup(m, key, klen);
-	int rc = store_del(&st, m->id, key, klen);
+	int rc = store_del(&st, m->id, USER_ANY_GEN, key, klen);
 
 	REQUIRE(rc == (e != NULL ? ST_OK : ST_NOT_FOUND));
 	if (e != NULL)
@@ -438,7 +440,8 @@ op_touch(struct model *m, struct input *in)
 	uint8_t how = next(in) % 3;
 	uint32_t exptime = how == 0 ? 0 : how == 1 ? 1 :
 	    (uint32_t)time(NULL) + 100000;
-	int rc = store_touch(&st, m->id, key, klen, exptime, NULL, NULL);
+	int rc = store_touch(&st, m->id, USER_ANY_GEN, key, klen, exptime,
+	    NULL, NULL);
 
 	REQUIRE(rc == (e != NULL ? ST_OK : ST_NOT_FOUND));
 	if (e != NULL && how == 1)
@@ -461,8 +464,8 @@ op_fill(struct model *m, struct input *in)
 		klen = (size_t)snprintf(key, sizeof(key), "fill-%u", i);
 		struct store_write w = { .mode = W_SET };
 
-		rc = store_put(&st, m->id, key, klen, val, sizeof(val), &w,
-		    NULL);
+		rc = store_put(&st, m->id, USER_ANY_GEN, key, klen, val,
+		    sizeof(val), &w, NULL);
 		REQUIRE(rc == ST_OK || rc == ST_FULL);
 		if (rc != ST_OK)
 			break;
@@ -492,7 +495,8 @@ op_crash(struct model *m, struct input *in)
 		if (store_attach_process(&st) == -1)
 			_exit(2);
 		store_test_hold = die_holding_stripe;
-		store_put(&st, m->id, key, klen, val, vlen, &w, NULL);
+		store_put(&st, m->id, USER_ANY_GEN, key, klen, val, vlen, &w,
+		    NULL);
 		_exit(3);	/* the value was too large: no hold */
 	}
 	/* libFuzzer's timeout alarm interrupts the wait. */
@@ -541,8 +545,8 @@ reset(void)
 		while (m->n > 0) {
 			struct entry *e = &m->e[m->n - 1];
 
-			REQUIRE(store_del(&st, m->id, e->key, e->klen) ==
-			    ST_OK);
+			REQUIRE(store_del(&st, m->id, USER_ANY_GEN, e->key,
+			    e->klen) == ST_OK);
 			model_del(m, e);
 		}
 	}
