@@ -1576,8 +1576,10 @@ parse_args(int argc, char **argv)
 		    opt.ksize, opt.keys, digits + 1);
 	if (opt.proto == P_NATIVE && (opt.user == NULL || opt.secret == NULL))
 		die("the native protocol needs --user and --secret");
-	if (opt.proto != P_NATIVE && (opt.user || opt.reg))
-		die("--user and --register are for the native protocol");
+	if (opt.proto != P_NATIVE && ((opt.user && opt.storm_rate == 0) ||
+	    opt.reg))
+		die("--user and --register are for the native protocol "
+		    "(or --login-storm)");
 	if (opt.requests > 0 && !opt.duration_set)
 		opt.duration = 0;	/* -n alone: run them all */
 	if (opt.duration == 0 && opt.requests == 0 && !opt.prefill)
