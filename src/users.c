@@ -236,6 +236,10 @@ users_load(struct store *st, const char *path, char *err, size_t errlen)
 		}
 		if ((id = store_user_find(st, name)) != 0)
 			store_user_set(st, id, r, hash);
+		else if (store_user_find_deleting(st, name) != 0)
+			/* A userdel killed before it saved the file: the
+			 * account goes, the next userdel finishes it. */
+			continue;
 		else if (store_user_create(st, name, r, hash, &id) != ST_OK) {
 			snprintf(err, errlen, "%s:%d: cannot add account %s",
 			    path, lineno, name);
