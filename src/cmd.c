@@ -366,8 +366,11 @@ check_secret(struct client *c, const char *user, const char *pass,
 	if (!store_peer_login_begin(c->st, addr, 0, NULL)) {
 		log_info("login: %s: waits for the login in progress from its "
 		    "address", c->peer);
-		if (!store_peer_login_begin(c->st, addr, base * 100 + 1000,
-		    c->policy->stop)) {
+		/* As long as the longest delay and a second, or the login
+		 * deadline if that is longer. */
+		if (!store_peer_login_begin(c->st, addr, base * 100 + 1000 >
+		    c->policy->login_wait_ms ? base * 100 + 1000 :
+		    c->policy->login_wait_ms, c->policy->stop)) {
 			*rc = CR_LOGIN_BUSY;
 			return 0;
 		}

@@ -31,6 +31,7 @@ struct cmd_policy {
 	uint64_t	 quota_bytes;
 	const char	*bound_user;		/* -B: no login to it, ever */
 	unsigned	 throttle_ms;		/* -D: the first failure's delay */
+	unsigned	 login_wait_ms;		/* -L: the longest wait for a turn */
 	volatile sig_atomic_t *stop;		/* set: the session is ending */
 };
 

@@ -615,6 +615,7 @@ main(int argc, char **argv)
 	sc.policy.users_file = o.users_file[0] ? o.users_file : NULL;
 	sc.policy.bound_user = o.bound_user;
 	sc.policy.throttle_ms = o.throttle_ms;
+	sc.policy.login_wait_ms = (unsigned)o.login_timeout * 1000;
 	sc.policy.stop = &conn_stop;
 
 	if (o.inetd) {

@@ -4,6 +4,9 @@
  * per peer address (failed logins for the growing delay, registrations for
  * the rate limit).  Both are updated with atomics and no lock.
  */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -149,6 +152,15 @@ store_name_fail(struct store *st, const char *name, int reset)
 		STORE(&p->fails, 0);
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int
 gone(uint32_t pid)
 {
@@ -158,16 +170,18 @@ gone(uint32_t pid)
 /*
  * Take the address's one login in progress, waiting up to wait_ms for the
  * attempt before it; 1 when taken, 0 when the wait ran out or *stop was
- * set.  A holder that died (killed, say) gives it up.
+ * set.  Waiters sleep on the word itself (a futex in the shared segment)
+ * and the holder wakes one when it is done; they look every 100 ms
+ * whether the holder died (killed, say), which gives it up.
  */
 int
 store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
     volatile sig_atomic_t *stop)
 {
 	struct kv_peer *p = peer_entry(st, 0, addr, 1);
-	struct timespec nap = { 0, 5 * 1000000L };
+	struct timespec nap = { 0, 100 * 1000000L };
 	uint32_t me = (uint32_t)getpid(), held, none;
-	unsigned waited = 0;
+	uint64_t start = now_ms();
 
 	for (;;) {
 		none = 0;
@@ -178,10 +192,9 @@ store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
 			return 1;
 		if (gone(held) && CAS(&p->busy, held, me))
 			return 1;
-		if (waited >= wait_ms || (stop != NULL && *stop))
+		if (now_ms() - start >= wait_ms || (stop != NULL && *stop))
 			return 0;
-		nanosleep(&nap, NULL);
-		waited += 5;
+		syscall(SYS_futex, &p->busy, FUTEX_WAIT, held, &nap, NULL, 0);
 	}
 }
 
@@ -191,8 +204,8 @@ store_peer_login_end(struct store *st, const char *addr)
 	struct kv_peer *p = peer_entry(st, 0, addr, 0);
 	uint32_t me = (uint32_t)getpid();
 
-	if (p != NULL)
-		CAS(&p->busy, me, 0);
+	if (p != NULL && CAS(&p->busy, me, 0))
+		syscall(SYS_futex, &p->busy, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* Count a registration; 0 when the peer is over limit per window. */

@@ -687,8 +687,9 @@ BYE"
 @test "faults: 1000 concurrent clients, each writing and reading back its own keys" {
 	local line
 	fl_users
-	# All 1000 come from 127.0.0.1: lift the per-address limits (-H, -U).
-	kv_start -A "$FL_USERS" -c 1100 -m 64 -H 0 -U 0
+	# All 1000 come from 127.0.0.1: lift the per-address limits (-H, -U);
+	# their logins are checked one at a time, so give them a minute (-L).
+	kv_start -A "$FL_USERS" -c 1100 -m 64 -H 0 -U 0 -L 60
 	run "$FAULTLOAD" -c 1000 -k 2 -r 4 -W -d 55 -u load -p "$FL_SECRET" \
 	    127.0.0.1 "$KV_PORT"
 	echo "$output"
