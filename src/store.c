@@ -174,6 +174,13 @@ map_segment(struct store *st, char *err, size_t errlen)
 		snprintf(err, errlen, "mmap %s: %s", st->name, strerror(errno));
 		return -1;
 	}
+	/*
+	 * Huge pages where the kernel gives them to shared memory
+	 * (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
+	 * "always"): a large table then costs far fewer TLB misses and page
+	 * faults per process.  Elsewhere this is a no-op.
+	 */
+	(void)madvise(st->base, st->size, MADV_HUGEPAGE);
 	st->hdr = (struct kv_header *)(void *)st->base;
 	return 0;
 }
