@@ -322,8 +322,8 @@ sleep_ms(unsigned ms)
  * which names are accounts; the address's count is forgotten only with
  * time, never by a success.
  */
-static void
-throttle(struct client *c, const char *addr, const char *name)
+static unsigned
+delay_ms(struct client *c, const char *addr, const char *name)
 {
 	uint32_t fails = store_peer_fails(c->st, addr);
 	uint32_t nf = store_name_fails(c->st, name);
@@ -332,11 +332,23 @@ throttle(struct client *c, const char *addr, const char *name)
 	if (nf > fails)
 		fails = nf;
 	if (fails == 0)
-		return;
+		return 0;
 	ms = fails > 7 ? base * 100 : base << (fails - 1);
-	if (ms > base * 100)
-		ms = base * 100;
-	sleep_ms(ms);
+	return ms > base * 100 ? base * 100 : ms;
+}
+
+/*
+ * The delay a login for name from this connection's address is due now:
+ * an event loop waits it out as a timer (c->throttled then says so) rather
+ * than in a login helper, which other connections share.
+ */
+unsigned
+cmd_login_delay(struct client *c, const char *name)
+{
+	char addr[64];
+
+	peer_address(c, addr, sizeof(addr));
+	return delay_ms(c, addr, name);
 }
 
 /* A login attempt that fails before any secret is checked. */
@@ -375,7 +387,8 @@ check_secret(struct client *c, const char *user, const char *pass,
 			return 0;
 		}
 	}
-	throttle(c, addr, user);
+	if (!c->throttled)
+		sleep_ms(delay_ms(c, addr, user));
 	id = store_user_find(c->st, user);
 	/* -B's account takes no login: it is the listener's alone. */
 	if (c->policy->bound_user != NULL &&

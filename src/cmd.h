@@ -100,6 +100,7 @@ struct client {
 	int			(*defer)(struct client *,
 				    const struct cmd_login_job *);
 	void			*defer_ctx;
+	int			 throttled;	/* the delay was waited out already */
 	/* the request in hand */
 	const char		*verb;
 	int			 crossed;	/* it acted on another user's store */
@@ -122,6 +123,7 @@ int	cmd_bind(struct client *, const char *name);
 int	cmd_use(struct client *, const char *name, size_t nlen);
 int	cmd_whoami(struct client *, int *role);
 int	cmd_login_job_run(struct client *, const struct cmd_login_job *);
+unsigned cmd_login_delay(struct client *, const char *name);
 void	cmd_adopt(struct client *, const struct client *from);
 void	cmd_auth_failure(struct client *);
 

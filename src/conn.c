@@ -165,7 +165,9 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 	cmd_init(&c->cl, cfg->store, &cfg->policy, c->peer);
 	if (proto == PROTO_MEMCACHED && cfg->bound_user != NULL &&
 	    cmd_bind(&c->cl, cfg->bound_user) != CR_OK) {
+		/* Never serve such a connection unbound: close it. */
 		log_warnx("cannot act as user %s", cfg->bound_user);
+		c->closing = 1;
 		return -1;
 	}
 	peer_address(c->peer, addr, sizeof(addr));
@@ -282,7 +284,8 @@ note_login(struct conn *c)
 
 /*
  * The front-end's turn: 0 all complete requests answered, 1 it stopped with
- * more to answer because the output bound was reached, -1 drop.
+ * more to answer because the output bound was reached, 2 it answered its
+ * CONN_TURN requests and more wait (the others' turn first), -1 drop.
  */
 static int
 batch(struct conn *c)
@@ -361,10 +364,12 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			if (buf_avail(&c->ib) > 0) {
 				answered = c->requests;
 				queued = buf_avail(&c->ob);
-				if ((c->more = batch(c)) == -1) {
+				if ((r = batch(c)) == -1) {
 					c->rc = -1;
 					return 0;
 				}
+				c->more = r == 1;
+				c->yield = r == 2;
 				/* A request answered: what follows has a
 				 * deadline of its own. */
 				if (c->requests != answered ||
@@ -391,7 +396,8 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			c->write_since = 0;
 			/* Closing, or all answered and the peer will say no
 			 * more. */
-			if (c->closing || (c->eof && !c->more && !c->paused)) {
+			if (c->closing || (c->eof && !c->more && !c->paused &&
+			    !c->yield)) {
 				c->rc = 0;
 				linger(c);
 				return 0;
@@ -412,6 +418,16 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			    c->peer, cfg->partial_timeout);
 			c->rc = -1;
 			return 0;
+		}
+		/* A login gone to a helper keeps the login deadline. */
+		if (c->paused && !c->closing && c->cl.user == 0 &&
+		    c->login_by != 0 && now >= c->login_by) {
+			c->paused = 0;
+			say(c, EV_TIMEOUT_LOGIN);
+			log_info("timeout: %s: no login after %d s", c->peer,
+			    cfg->login_timeout);
+			c->closing = 1;
+			continue;
 		}
 		if (!c->closing && !c->eof && !c->more && !c->paused) {
 			if (c->partial_since != 0 && c->T > 0 &&
@@ -443,8 +459,9 @@ conn_step(struct conn *c, int readable, uint64_t now)
 		break;
 	}
 
-	/* What to wait for next. */
-	c->wake_at = 0;
+	/* What to wait for next; after a full turn, to be called again at
+	 * once, once the others have had theirs. */
+	c->wake_at = c->yield ? now : 0;
 	c->want_read = !c->closing && !c->eof && !c->more && !c->paused &&
 	    buf_avail(&c->ob) < CONN_OUT_MAX;
 	c->want_write = buf_avail(&c->ob) > 0;
@@ -459,7 +476,9 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	}
 	if (c->want_write && c->T > 0)
 		nearest(c->write_since + c->T, &c->wake_at);
-	if (!c->want_read && !c->want_write && !c->paused) {
+	if (c->paused && c->cl.user == 0)
+		nearest(c->login_by, &c->wake_at);
+	if (!c->want_read && !c->want_write && !c->paused && !c->yield) {
 		/* Nothing to read, write or wait for. */
 		c->rc = 0;
 		return 0;
@@ -496,6 +515,8 @@ conn_refuse_fd(int fd, enum conn_proto proto)
 void
 conn_login_done(struct conn *c, int rc, const struct client *who)
 {
+	if (c->closing || !c->paused)
+		return;		/* timed out meanwhile: the answer is moot */
 	if (rc == CR_OK)
 		cmd_adopt(&c->cl, who);
 	note_login(c);

@@ -39,6 +39,7 @@ enum conn_event {
 };
 
 #define CONN_OUT_MAX	(1024 * 1024)	/* replies queued before input waits */
+#define CONN_TURN	64		/* requests a turn, then the others' */
 
 struct conn_config {
 	struct store		*store;
@@ -62,7 +63,7 @@ struct mc_state {
 	int		 get_denied;	/* the role changed mid-line: result */
 	uint32_t	 get_exptime;
 	uint64_t	 get_tokens;	/* after the verb */
-	size_t		 get_mark;	/* ob's length when the line began */
+	size_t		 get_mark;	/* bytes queued in ob when it began */
 };
 
 struct conn {
@@ -84,6 +85,7 @@ struct conn {
 	uint64_t	 T, idle;	/* -T and the listener's idle, in ms */
 	uint64_t	 login_by, partial_since, write_since, idle_since;
 	int		 more;		/* the front-end stopped at the bound */
+	int		 yield;		/* it answered a turn's worth */
 	int		 paused;	/* waiting on a login helper */
 	int		 stopped;	/* told of the shutdown */
 	int		 rc;		/* conn_step() done: how */

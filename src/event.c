@@ -45,6 +45,7 @@
 /* What a worker sends a helper, and what comes back. */
 struct job_msg {
 	uint64_t		id;
+	int32_t			throttled;	/* the worker waited the delay */
 	char			peer[NET_NAME_MAX];
 	struct cmd_login_job	job;
 };
@@ -63,12 +64,15 @@ struct ev_conn;
 struct job {
 	struct job	*next;
 	struct ev_conn	*owner;		/* NULL once the connection is gone */
+	uint64_t	 not_before;	/* its throttle delay ends, ms; 0 unset */
+	int		 timed;		/* not_before is set */
 	struct job_msg	 msg;
 };
 
 struct ev_conn {
 	struct conn	 c;		/* first: epoll's pointer is to it too */
-	int		 index;		/* in conns[] */
+	int		 index;		/* in conns[], -1 once closed */
+	struct ev_conn	*next_dead;	/* closed, freed after this turn */
 	uint32_t	 events;	/* registered with epoll, 0 = not */
 	struct job	*job;		/* its login, queued or in flight */
 };
@@ -92,6 +96,8 @@ static struct helper helpers[HELPERS];
 static struct job *queue;		/* logins waiting for a helper */
 static uint64_t next_job_id = 1;
 static uint64_t next_due;		/* earliest deadline asked for, ms */
+static struct ev_conn *graveyard;	/* closed this turn */
+static uint64_t next_dispatch;		/* a queued login's delay ends, ms */
 
 static void	publish_count(void);
 static int	total_conns(void);
@@ -118,6 +124,7 @@ helper_main(int fd)
 		m.job.store[sizeof(m.job.store) - 1] = '\0';
 		m.job.secret[sizeof(m.job.secret) - 1] = '\0';
 		cmd_init(&cl, cfg->store, &cfg->policy, m.peer);
+		cl.throttled = m.throttled != 0;
 		memset(&a, 0, sizeof(a));
 		a.id = m.id;
 		a.rc = cmd_login_job_run(&cl, &m.job);
@@ -216,33 +223,90 @@ address_queued(const char *peer)
 	return address_in_flight(peer);
 }
 
-/* Give idle helpers the oldest queued logins of addresses not in flight. */
-static void
-dispatch(void)
+/* Is j the oldest queued login of its address? */
+static int
+first_of_address(const struct job *j)
 {
-	struct job **jp, *j;
+	const struct job *k;
+
+	for (k = queue; k != j; k = k->next)
+		if (same_address(k->msg.peer, j->msg.peer))
+			return 0;
+	return 1;
+}
+
+static struct helper *
+idle_helper(void)
+{
 	int i;
 
-	for (i = 0; i < HELPERS; i++) {
-		if (helpers[i].fd == -1 || helpers[i].job != NULL)
+	for (i = 0; i < HELPERS; i++)
+		if (helpers[i].fd != -1 && helpers[i].job == NULL)
+			return &helpers[i];
+	return NULL;
+}
+
+/*
+ * Give idle helpers the queued logins that may go: the oldest of each
+ * address not already in flight, once its throttle delay has passed.  The
+ * delay is waited here, as a timer (next_dispatch), not in a helper: a
+ * helper is busy only while it checks a secret, so an address that is
+ * throttled holds up its own logins and nobody else's; and every address
+ * has one login in the running at a time, whatever it queues.
+ */
+static void
+dispatch(uint64_t now)
+{
+	struct job **jp, *j;
+	struct helper *h;
+
+	next_dispatch = 0;
+	for (jp = &queue; (j = *jp) != NULL;) {
+		if (!first_of_address(j) || address_in_flight(j->msg.peer)) {
+			jp = &j->next;
 			continue;
-		for (jp = &queue; (j = *jp) != NULL; jp = &j->next)
-			if (!address_in_flight(j->msg.peer))
-				break;
-		if (j == NULL)
+		}
+		if (!j->timed) {
+			j->timed = 1;
+			j->not_before = now + (j->owner != NULL ?
+			    cmd_login_delay(&j->owner->c.cl, j->msg.job.name) :
+			    0);
+		}
+		if (now < j->not_before) {
+			if (next_dispatch == 0 || j->not_before < next_dispatch)
+				next_dispatch = j->not_before;
+			jp = &j->next;
+			continue;
+		}
+		if ((h = idle_helper()) == NULL)
 			return;
-		*jp = j->next;
-		j->next = NULL;
-		if (send(helpers[i].fd, &j->msg, sizeof(j->msg),
-		    MSG_NOSIGNAL) != (ssize_t)sizeof(j->msg)) {
-			log_warn("login helper %ld: send", (long)helpers[i].pid);
-			j->next = queue;
-			queue = j;
+		j->msg.throttled = 1;
+		if (send(h->fd, &j->msg, sizeof(j->msg), MSG_NOSIGNAL) !=
+		    (ssize_t)sizeof(j->msg)) {
+			log_warn("login helper %ld: send", (long)h->pid);
 			return;
 		}
 		explicit_bzero(&j->msg.job, sizeof(j->msg.job));
-		helpers[i].job = j;
+		*jp = j->next;
+		j->next = NULL;
+		h->job = j;
 	}
+}
+
+/* A connection that goes takes its queued login with it. */
+static void
+forget_job(struct job *j)
+{
+	struct job **jp;
+
+	for (jp = &queue; *jp != NULL; jp = &(*jp)->next)
+		if (*jp == j) {
+			*jp = j->next;
+			explicit_bzero(j, sizeof(*j));
+			free(j);
+			return;
+		}
+	j->owner = NULL;	/* in flight: its answer goes nowhere */
 }
 
 /* cmd.h's defer hook: queue the login; the connection pauses. */
@@ -270,7 +334,7 @@ defer_login(struct client *cl, const struct cmd_login_job *lj)
 			jp = &(*jp)->next;
 		*jp = j;
 	}
-	dispatch();
+	dispatch(conn_now());
 	return 0;
 }
 
@@ -282,13 +346,32 @@ conn_close(struct ev_conn *e)
 	if (e->events != 0)
 		epoll_ctl(ep, EPOLL_CTL_DEL, e->c.in, NULL);
 	if (e->job != NULL)
-		e->job->owner = NULL;	/* its answer goes nowhere */
+		forget_job(e->job);
+	e->job = NULL;
 	conn_free(&e->c);
 	close(e->c.in);
 	conns[e->index] = conns[--nconns];
 	conns[e->index]->index = e->index;
-	free(e);
+	e->index = -1;
+	/*
+	 * Not freed yet: the events of this turn may still name it (a
+	 * helper's answer closed it, say, and its own hang-up comes next).
+	 */
+	e->next_dead = graveyard;
+	graveyard = e;
 	publish_count();
+}
+
+/* After a turn's events: the connections closed during it go. */
+static void
+bury(void)
+{
+	struct ev_conn *e;
+
+	while ((e = graveyard) != NULL) {
+		graveyard = e->next_dead;
+		free(e);
+	}
 }
 
 /* -c counts every worker's connections (a shared page of the master's). */
@@ -317,6 +400,8 @@ drive(struct ev_conn *e, int readable, uint64_t now)
 	struct epoll_event ev;
 	uint32_t want;
 
+	if (e->index < 0)
+		return;		/* closed earlier this turn */
 	if (!conn_step(&e->c, readable, now)) {
 		conn_close(e);
 		return;
@@ -389,7 +474,7 @@ answer(int i, uint64_t now)
 		drive(e, 0, now);
 	}
 	free(j);
-	dispatch();
+	dispatch(now);
 }
 
 static void
@@ -459,9 +544,13 @@ run_timers(uint64_t now)
 static int
 next_wait(uint64_t now)
 {
-	if (next_due == 0 || next_due > now + 1000)
+	uint64_t at = next_due;
+
+	if (next_dispatch != 0 && (at == 0 || next_dispatch < at))
+		at = next_dispatch;
+	if (at == 0 || at > now + 1000)
 		return 1000;
-	return next_due > now ? (int)(next_due - now) : 0;
+	return at > now ? (int)(at - now) : 0;
 }
 
 static void
@@ -519,6 +608,7 @@ event_worker(struct master_config *m)
 			for (i = nconns - 1; i >= 0; i--)
 				if (i < nconns)
 					drive(conns[i], 0, now);
+			bury();
 		}
 		if (stopping && nconns == 0)
 			break;
@@ -538,6 +628,9 @@ event_worker(struct master_config *m)
 				    (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, now);
 		}
 		run_timers(now);
+		if (next_dispatch != 0 && now >= next_dispatch)
+			dispatch(now);
+		bury();
 	}
 	for (i = 0; i < HELPERS; i++)
 		if (helpers[i].fd != -1)

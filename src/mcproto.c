@@ -219,7 +219,7 @@ get_start(struct conn *c, const struct mc_request *r)
 	m->get_exptime = abs_exptime(r->exptime);
 	m->get_flushed = 0;
 	m->get_denied = 0;
-	m->get_mark = c->ob.len;
+	m->get_mark = buf_avail(&c->ob);	/* ob may be compacted: relative */
 	cmd_begin(&c->cl, verb_name[r->verb]);
 }
 
@@ -257,8 +257,8 @@ get_end(struct conn *c, const struct mc_request *r, const char *error)
 	if (error != NULL) {
 		/* A bad key: the values not yet handed to the core are taken
 		 * back and memcached's error replaces them. */
-		if (!m->get_flushed && m->get_mark <= c->ob.len)
-			c->ob.len = m->get_mark;
+		if (!m->get_flushed && m->get_mark <= buf_avail(&c->ob))
+			c->ob.len = c->ob.off + m->get_mark;
 		reply_always(c, error);
 	} else if (m->get_denied) {
 		/* Answered as the caller's role now allows. */
@@ -461,11 +461,15 @@ mc_batch(struct conn *c)
 	struct mc_state *m = &c->mc;
 	struct mc_limits lim;
 	struct mc_request r;
-	int st, rc = 0;
+	int st, rc = 0, turn = 0;
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX) {
 			rc = buf_avail(&c->ib) > 0 ? 1 : 0;
+			break;
+		}
+		if (turn++ == CONN_TURN * 4) {	/* keys of a get count too */
+			rc = buf_avail(&c->ib) > 0 ? 2 : 0;
 			break;
 		}
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)

@@ -327,12 +327,14 @@ int
 native_batch(struct conn *c)
 {
 	uint32_t value_max = cmd_value_max(&c->cl);
-	int logged_in;
+	int logged_in, turn = 0;
 	struct request rq;	/* this call's: nothing of it outlives a request */
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX)
 			return buf_avail(&c->ib) > 0 ? 1 : 0;
+		if (turn++ == CONN_TURN)
+			return buf_avail(&c->ib) > 0 ? 2 : 0;
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
 			return 0;
 		logged_in = c->cl.user != 0;

@@ -134,7 +134,7 @@ median() {
 @test "a name that is an account and one that is not are throttled alike" {
 	local i e m
 	local -a te=() tm=()
-	kv_start -D 40
+	kv_start -D 100
 	for i in $(seq 1 20); do
 		kv_session "e$i"
 	done
@@ -150,8 +150,10 @@ median() {
 	e=$(printf '%s\n' "${te[@]}" | median)
 	m=$(printf '%s\n' "${tm[@]}" | median)
 	echo "# median second failure: account $e ms, no account $m ms" >&3
-	((e >= 35 && m >= 35))
-	((e - m < 25 && m - e < 25))
+	# One failure of the name: 100 ms, for both.  (Counting accounts'
+	# names only would make it 100 ms against none.)
+	((e >= 95 && m >= 95))
+	((e - m < 50 && m - e < 50))
 }
 
 @test "a login whose process is killed gives up its address's turn" {
