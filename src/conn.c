@@ -175,6 +175,7 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 	if (rc == STORE_CONN_ADDR) {
 		log_warnx("limit: %s: %u connections from this address (-H %u)",
 		    addr, cfg->per_addr, cfg->per_addr);
+		store_note_rejected(cfg->store);
 		say(c, EV_BUSY_ADDR);
 		c->closing = 1;
 		return -1;
@@ -183,6 +184,7 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 		log_warnx("limit: %s: %u connections not logged in from this "
 		    "address (-U %u)", addr, cfg->per_addr_prelogin,
 		    cfg->per_addr_prelogin);
+		store_note_rejected(cfg->store);
 		say(c, EV_BUSY_PRELOGIN);
 		c->closing = 1;
 		return -1;
@@ -238,6 +240,7 @@ write_some(struct conn *c)
 		n = write(c->out, buf_head(&c->ob), buf_avail(&c->ob));
 		if (n > 0) {
 			buf_consume(&c->ob, (size_t)n);
+			c->bytes_written += (uint64_t)n;
 			progress = 1;
 			continue;
 		}
@@ -262,6 +265,7 @@ read_some(struct conn *c)
 	n = read(c->in, c->ib.data + c->ib.len, c->ib.cap - c->ib.len);
 	if (n > 0) {
 		c->ib.len += (size_t)n;
+		c->bytes_read += (uint64_t)n;
 		return 1;
 	}
 	if (n == -1 && (errno == EINTR || errno == EAGAIN ||

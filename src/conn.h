@@ -77,6 +77,7 @@ struct conn {
 	int		 closing;	/* close once the replies are out */
 	int		 eof;		/* the peer sent its last byte */
 	uint64_t	 requests;
+	uint64_t	 bytes_read, bytes_written;	/* this connection's */
 	uint32_t	 limit_slot;	/* in the per-address table, 0 = none */
 	int		 counted_login;	/* limit_slot says logged in */
 	struct mc_state	 mc;

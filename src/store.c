@@ -347,11 +347,12 @@ store_get(struct store *st, uint32_t user, const void *key, size_t klen,
 	f.stripe->hits++;
 	view_of(f.item, &v);
 	visit(ctx, &v);
+	note_access(f.item, now);
 	unlock_found(st, &f);
 	return ST_OK;
 }
 
-static int
+int
 over_quota(struct store *st, uint32_t user, const struct store_write *w,
     int64_t dkeys, int64_t dbytes)
 {
@@ -378,6 +379,7 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 	size_t alen = vlen, blen = 0, need;
 	uint32_t ref = 0, flags = w->flags, exptime = w->exptime;
 	uint32_t now = (uint32_t)time(NULL);
+	uint8_t meta = w->meta;
 	int cls, rc;
 
 	if (klen == 0 || klen > KV_KEY_MAX)
@@ -394,9 +396,17 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 			goto out;
 		}
 		break;
-	case W_REPLACE:
 	case W_APPEND:
 	case W_PREPEND:
+		if (old == NULL && w->vivify)
+			break;		/* memcached's ms N: a miss is a set */
+		if (old != NULL && w->cas_check && w->cas != 0 &&
+		    old->cas != w->cas) {
+			rc = ST_EXISTS;
+			goto out;
+		}
+		/* FALLTHROUGH */
+	case W_REPLACE:
 		if (old == NULL) {
 			rc = ST_NOT_STORED;
 			goto out;
@@ -404,18 +414,27 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 		break;
 	case W_CAS:
 		if (old == NULL) {
+			f.stripe->cas_misses++;
 			rc = ST_NOT_FOUND;
 			goto out;
 		}
-		if (old->cas != w->cas) {
+		if (old->cas != w->cas && !(w->stale_ok && w->cas < old->cas)) {
+			f.stripe->cas_badval++;
 			rc = ST_EXISTS;
 			goto out;
 		}
+		if (old->cas != w->cas) {
+			/* memcached's ms I: stored, but stale, keeping the
+			 * expiry and whether a recache was already won. */
+			exptime = old->exptime;
+			meta |= ITEM_META_STALE | (old->pad & ITEM_META_WON);
+		}
+		f.stripe->cas_hits++;
 		break;
 	case W_SET:
 		break;
 	}
-	if (w->mode == W_APPEND || w->mode == W_PREPEND) {
+	if ((w->mode == W_APPEND || w->mode == W_PREPEND) && old != NULL) {
 		/* The item keeps its flags and expiry, as in memcached. */
 		if ((size_t)old->vlen + vlen > st->hdr->value_max) {
 			rc = ST_TOO_LARGE;
@@ -444,10 +463,14 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 		rc = ST_QUOTA;
 		goto out;
 	}
-	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK)
+	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK) {
+		if (rc == ST_FULL)
+			f.stripe->no_memory++;
 		goto out;
+	}
 	fill(st, ref, user, f.hash, key, klen, a, alen, b, blen, flags,
 	    exptime);
+	item_at(st, ref)->pad = meta;
 	if (store_test_hold != NULL)
 		store_test_hold();
 	f.stripe->puts++;
@@ -472,7 +495,8 @@ store_del(struct store *st, uint32_t user, const void *key, size_t klen)
 		f.stripe->dels++;
 		publish(st, &f, user, 0);
 		rc = ST_OK;
-	}
+	} else
+		f.stripe->delete_misses++;
 	unlock_found(st, &f);
 	return rc;
 }
@@ -488,16 +512,21 @@ store_touch(struct store *st, uint32_t user, const void *key, size_t klen,
 	find_locked(st, user, key, klen, &f);
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
+		f.stripe->touch_misses++;
 		unlock_found(st, &f);
 		return ST_NOT_FOUND;
 	}
+	f.stripe->touch_hits++;
 	/* One aligned word: a reader sees the old or the new expiry. */
 	STORE(&f.item->exptime, exptime);
 	if (exptime != 0 && exptime <= now)
 		publish(st, &f, user, 0);
-	else if (visit != NULL) {
-		view_of(f.item, &v);
-		visit(ctx, &v);
+	else {
+		if (visit != NULL) {
+			view_of(f.item, &v);
+			visit(ctx, &v);
+		}
+		note_access(f.item, now);
 	}
 	unlock_found(st, &f);
 	return ST_OK;
@@ -537,9 +566,17 @@ store_arith(struct store *st, uint32_t user, const void *key, size_t klen,
 	find_locked(st, user, key, klen, &f);
 	reap_expired(st, &f, user, now);
 	if ((old = f.item) == NULL) {
+		if (incr)
+			f.stripe->incr_misses++;
+		else
+			f.stripe->decr_misses++;
 		rc = ST_NOT_FOUND;
 		goto out;
 	}
+	if (incr)
+		f.stripe->incr_hits++;
+	else
+		f.stripe->decr_hits++;
 	if (parse_u64(old->data + old->klen, old->vlen, &v) == -1) {
 		rc = ST_NOT_NUMBER;
 		goto out;
