@@ -63,7 +63,15 @@ struct mc_state {
 	uint32_t	 get_exptime;
 	uint64_t	 get_tokens;	/* after the verb */
 	size_t		 get_mark;	/* ob's length when the line began */
+	/* a listing of the acting store in progress (mcstats.c) */
+	int		 dump;		/* 0, MC_DUMP_META or MC_DUMP_CACHE */
+	uint32_t	 dump_cursor;	/* the stripe it goes on from */
+	uint64_t	 dump_classes;	/* bit n for size class n */
+	uint32_t	 dump_left;	/* cachedump: items still to show */
+	int		 dump_limited;
 };
+#define MC_DUMP_META	1	/* lru_crawler metadump */
+#define MC_DUMP_CACHE	2	/* stats cachedump */
 
 struct conn {
 	const struct conn_config *cfg;

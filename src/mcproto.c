@@ -22,15 +22,15 @@
 #include "conn.h"
 #include "kvstore.h"
 #include "mcparse.h"
+#include "mcproto.h"
 
 /*
- * The protocol level this listener implements, and so what it claims: 1.6
- * answers "version" and "quit" whatever tokens follow them, and memccapable
- * checks exactly that when VERSION says 1.6 or later.  The "+kvstore" part
- * is semver build metadata: clients that parse major.minor.micro (libmemcached
- * stops at the '+') see 1.6.18, people see which server answered.
+ * MC_VERSION (mcproto.h) is the protocol level this listener implements, and
+ * so what it claims: 1.6 answers "version" and "quit" whatever tokens follow
+ * them, and memccapable checks exactly that when VERSION says 1.6 or later.
+ * It is plain 1.6.18 because clients parse it: the node client read
+ * "1.6.18+kvstore.1.0.0" as 1.0.0.  "stats" shows kvstore_version.
  */
-#define MC_VERSION	"1.6.18+kvstore." KV_VERSION
 #define MC_REL_MAX	2592000	/* an exptime up to 30 days is relative */
 
 const char *const mc_lines[EV_COUNT] = {
@@ -52,6 +52,9 @@ static const char *const verb_name[] = {
 	[MV_PREPEND] = "prepend", [MV_CAS] = "cas", [MV_DELETE] = "delete",
 	[MV_INCR] = "incr", [MV_DECR] = "decr", [MV_TOUCH] = "touch",
 	[MV_FLUSH_ALL] = "flush_all", [MV_STATS] = "stats",
+	[MV_MG] = "mg", [MV_MS] = "ms", [MV_MD] = "md", [MV_MA] = "ma",
+	[MV_MN] = "mn", [MV_ME] = "me", [MV_LRU_CRAWLER] = "lru_crawler",
+	[MV_BINARY] = "binary",
 };
 
 static const enum store_mode update_mode[] = {
@@ -73,18 +76,26 @@ static const char *const store_replies[] = {
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void
-reply_always(struct conn *c, const char *line)
+void
+mc_reply_always(struct conn *c, const char *line)
 {
 	buf_appendstr(&c->ob, line);
 	buf_append(&c->ob, "\r\n", 2);
 }
 
-/* A reply that "noreply" silences, errors included, as in memcached. */
-static void
-reply(struct conn *c, const struct mc_request *r, const char *line)
+#define reply_always	mc_reply_always
+#define reply		mc_reply
+#define refused		mc_refused
+#define abs_exptime	mc_abs_exptime
+
+/*
+ * A reply that "noreply" silences, errors included, as in memcached; a
+ * meta command's q silences its nominal replies only, never an error.
+ */
+void
+mc_reply(struct conn *c, const struct mc_request *r, const char *line)
 {
-	if (!r->noreply)
+	if (!r->noreply || (r->verb >= MV_MG && r->verb <= MV_ME))
 		reply_always(c, line);
 }
 
@@ -92,8 +103,8 @@ reply(struct conn *c, const struct mc_request *r, const char *line)
  * The command layer's refusals, the same for every command: 1 if rc was
  * one and has been answered.
  */
-static int
-refused(struct conn *c, const struct mc_request *r, int rc)
+int
+mc_refused(struct conn *c, const struct mc_request *r, int rc)
 {
 	switch (rc) {
 	case CR_GONE:
@@ -118,8 +129,8 @@ refused(struct conn *c, const struct mc_request *r, int rc)
  * memcached's exptime: 0 never; up to 30 days, seconds from now; more, a Unix
  * time; negative, already expired (1 is a Unix time long past).
  */
-static uint32_t
-abs_exptime(int32_t e)
+uint32_t
+mc_abs_exptime(int32_t e)
 {
 	if (e == 0)
 		return 0;
@@ -326,53 +337,6 @@ do_arith(struct conn *c, const struct mc_request *r)
 	}
 }
 
-/* memcached's names where one fits; the acting store's items and bytes. */
-static void
-do_stats(struct conn *c, const struct mc_request *r)
-{
-	struct store_stats ss;
-	struct user_view v;
-	time_t now = time(NULL);
-	int rc;
-
-	if (refused(c, r, rc = cmd_stats(&c->cl, &ss, &v)))
-		return;
-	if (rc != CR_OK) {
-		reply_always(c, "SERVER_ERROR store error");
-		return;
-	}
-	buf_printf(&c->ob,
-	    "STAT pid %ld\r\n"
-	    "STAT uptime %" PRId64 "\r\n"
-	    "STAT time %" PRId64 "\r\n"
-	    "STAT version %s\r\n"
-	    "STAT pointer_size %d\r\n"
-	    "STAT curr_connections %" PRIu64 "\r\n"
-	    "STAT total_connections %" PRIu64 "\r\n"
-	    "STAT cmd_get %" PRIu64 "\r\n"
-	    "STAT cmd_set %" PRIu64 "\r\n"
-	    "STAT get_hits %" PRIu64 "\r\n"
-	    "STAT get_misses %" PRIu64 "\r\n"
-	    "STAT delete_hits %" PRIu64 "\r\n"
-	    "STAT auth_errors %" PRIu64 "\r\n"
-	    "STAT curr_items %" PRIu64 "\r\n"
-	    "STAT bytes %" PRIu64 "\r\n"
-	    "STAT limit_maxbytes %" PRIu64 "\r\n"
-	    "STAT evictions 0\r\n"
-	    "STAT kvstore_user %s\r\n"
-	    "STAT kvstore_items %" PRIu64 "\r\n"
-	    "STAT kvstore_bytes_used %" PRIu64 "\r\n"
-	    "STAT kvstore_bytes_free %" PRIu64 "\r\n"
-	    "STAT kvstore_value_max %" PRIu32 "\r\n"
-	    "END\r\n",
-	    (long)getpid(), (int64_t)now - ss.created, (int64_t)now,
-	    MC_VERSION, (int)(sizeof(void *) * 8), ss.curr_connections,
-	    ss.total_connections, ss.hits + ss.misses, ss.puts, ss.hits,
-	    ss.misses, ss.dels, ss.auth_failures, v.keys, v.bytes,
-	    ss.bytes_limit, v.name, ss.items, ss.bytes_used, ss.bytes_free,
-	    ss.value_max);
-}
-
 /* A complete request other than a retrieval line. */
 static void
 do_request(struct conn *c, const struct mc_request *r)
@@ -382,6 +346,9 @@ do_request(struct conn *c, const struct mc_request *r)
 	switch (r->verb) {
 	case MV_VERSION:
 		reply_always(c, "VERSION " MC_VERSION);
+		return;
+	case MV_BINARY:
+		mc_binary(c, r);
 		return;
 	case MV_QUIT:
 		c->closing = 1;
@@ -427,7 +394,14 @@ do_request(struct conn *c, const struct mc_request *r)
 			reply(c, r, "OK");
 		break;
 	case MV_STATS:
-		do_stats(c, r);
+		mc_stats(c, r);
+		break;
+	case MV_LRU_CRAWLER:
+		mc_crawler(c, r);
+		break;
+	case MV_MG: case MV_MS: case MV_MD: case MV_MA: case MV_MN:
+	case MV_ME:
+		mc_meta(c, r);
 		break;
 	default:
 		reply_always(c, "ERROR");
@@ -450,8 +424,13 @@ mc_batch(struct conn *c)
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX) {
-			rc = buf_avail(&c->ib) > 0 ? 1 : 0;
+			rc = buf_avail(&c->ib) > 0 || m->dump ? 1 : 0;
 			break;
+		}
+		if (m->dump) {
+			/* A listing goes on before the next request. */
+			(void)mc_dump_step(c);
+			continue;
 		}
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
 			break;
@@ -491,7 +470,10 @@ mc_batch(struct conn *c)
 			c->requests++;
 			break;
 		case MCP_REQUEST:
-			if (!lim.logged_in) {
+			if (r.verb == MV_BINARY) {
+				mc_binary(c, &r);
+				c->requests++;
+			} else if (!lim.logged_in) {
 				do_auth(c, &r);
 				c->requests++;
 			} else if (m->parser.in_get)
