@@ -69,6 +69,7 @@ struct mc_state {
 	uint64_t	 dump_classes;	/* bit n for size class n */
 	uint32_t	 dump_left;	/* cachedump: items still to show */
 	int		 dump_limited;
+	int		 dump_audit;	/* its audit record is open */
 };
 #define MC_DUMP_META	1	/* lru_crawler metadump */
 #define MC_DUMP_CACHE	2	/* stats cachedump */

@@ -365,10 +365,18 @@ mc_dump_step(struct conn *c)
 	struct mc_request none;
 	int more, rc;
 
-	cmd_begin(&c->cl, m->dump == MC_DUMP_META ? "metadump" : "cachedump");
+	/* One audit line for the whole listing, written when it ends. */
+	if (!m->dump_audit) {
+		cmd_begin(&c->cl, m->dump == MC_DUMP_META ? "metadump" :
+		    "cachedump");
+		m->dump_audit = 1;
+	}
 	rc = cmd_scan(&c->cl, &m->dump_cursor, DUMP_STRIPES, dump_one, c,
 	    &more);
-	cmd_end(&c->cl);
+	if (rc != CR_OK || !more || (m->dump_limited && m->dump_left == 0)) {
+		cmd_end(&c->cl);
+		m->dump_audit = 0;
+	}
 	if (rc != CR_OK) {
 		m->dump = 0;
 		memset(&none, 0, sizeof(none));
