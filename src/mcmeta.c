@@ -159,8 +159,11 @@ do_mg(struct conn *c, const struct mc_request *r)
 	memset(&sm, 0, sizeof(sm));
 	if ((sm.touch = mc_meta_has(m, 'T')))
 		sm.touch_exp = mc_abs_exptime(m->ttl);
-	if ((sm.vivify = mc_meta_has(m, 'N')))
+	if ((sm.vivify = mc_meta_has(m, 'N'))) {
 		sm.viv_exp = mc_abs_exptime(m->vivify);
+		sm.viv_last = mc_meta_has(m, 'T') &&
+		    strchr(m->order, 'N') > strchr(m->order, 'T');
+	}
 	if ((sm.recache = mc_meta_has(m, 'R'))) {
 		sm.recache_exp = mc_abs_exptime(m->recache);
 		sm.touch_first = sm.touch &&
@@ -431,7 +434,8 @@ do_ma(struct conn *c, const struct mc_request *r)
 		return;
 	switch (rc) {
 	case CR_OK:
-		if (!r->noreply)
+		/* As memcached: q does not hide an item N made. */
+		if (!r->noreply || a.created)
 			ma_reply(c, r, &a);
 		break;
 	case CR_NOT_FOUND:

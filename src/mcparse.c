@@ -363,7 +363,7 @@ credentials(const char *p, size_t avail, size_t used, const struct token *t,
 	return MCP_REQUEST;
 }
 
-/* ---- meta commands ----------------------------------------------------------- */
+/* ---- meta commands ------------------------------------------------------- */
 
 static int
 flag_bit(int ch)

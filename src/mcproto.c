@@ -83,11 +83,6 @@ mc_reply_always(struct conn *c, const char *line)
 	buf_append(&c->ob, "\r\n", 2);
 }
 
-#define reply_always	mc_reply_always
-#define reply		mc_reply
-#define refused		mc_refused
-#define abs_exptime	mc_abs_exptime
-
 /*
  * A reply that "noreply" silences, errors included, as in memcached; a
  * meta command's q silences its nominal replies only, never an error.
@@ -96,7 +91,7 @@ void
 mc_reply(struct conn *c, const struct mc_request *r, const char *line)
 {
 	if (!r->noreply || (r->verb >= MV_MG && r->verb <= MV_ME))
-		reply_always(c, line);
+		mc_reply_always(c, line);
 }
 
 /*
@@ -108,17 +103,17 @@ mc_refused(struct conn *c, const struct mc_request *r, int rc)
 {
 	switch (rc) {
 	case CR_GONE:
-		reply_always(c, "SERVER_ERROR account removed");
+		mc_reply_always(c, "SERVER_ERROR account removed");
 		c->closing = 1;
 		return 1;
 	case CR_DENIED:
-		reply(c, r, "CLIENT_ERROR denied not a manager");
+		mc_reply(c, r, "CLIENT_ERROR denied not a manager");
 		return 1;
 	case CR_NO_TARGET:
-		reply(c, r, "CLIENT_ERROR denied no such user");
+		mc_reply(c, r, "CLIENT_ERROR denied no such user");
 		return 1;
 	case CR_LOGIN_REQUIRED:
-		reply_always(c, "CLIENT_ERROR unauthenticated");
+		mc_reply_always(c, "CLIENT_ERROR unauthenticated");
 		return 1;
 	default:
 		return 0;
@@ -157,12 +152,12 @@ do_auth(struct conn *c, const struct mc_request *r)
 	size_t nlen;
 
 	if (r->verb == MV_UNAUTH) {
-		reply_always(c, "CLIENT_ERROR unauthenticated");
+		mc_reply_always(c, "CLIENT_ERROR unauthenticated");
 		return;
 	}
 	if (r->too_large) {
 		cmd_auth_failure(&c->cl);
-		reply_always(c, "CLIENT_ERROR authentication failure");
+		mc_reply_always(c, "CLIENT_ERROR authentication failure");
 		return;
 	}
 	colon = memchr(r->key, ':', r->klen);
@@ -171,16 +166,16 @@ do_auth(struct conn *c, const struct mc_request *r)
 	    colon ? colon + 1 : r->key, colon ? r->klen - nlen - 1 : nlen,
 	    r->data, r->vlen)) {
 	case CR_OK:
-		reply_always(c, "STORED");
+		mc_reply_always(c, "STORED");
 		break;
 	case CR_DENIED:
-		reply_always(c, "CLIENT_ERROR denied not a manager");
+		mc_reply_always(c, "CLIENT_ERROR denied not a manager");
 		break;
 	case CR_NO_TARGET:
-		reply_always(c, "CLIENT_ERROR denied no such user");
+		mc_reply_always(c, "CLIENT_ERROR denied no such user");
 		break;
 	default:
-		reply_always(c, "CLIENT_ERROR authentication failure");
+		mc_reply_always(c, "CLIENT_ERROR authentication failure");
 		break;
 	}
 }
@@ -212,7 +207,7 @@ get_start(struct conn *c, const struct mc_request *r)
 	m->get_active = 1;
 	m->get_cas = r->verb == MV_GETS || r->verb == MV_GATS;
 	m->get_touch = r->verb == MV_GAT || r->verb == MV_GATS;
-	m->get_exptime = abs_exptime(r->exptime);
+	m->get_exptime = mc_abs_exptime(r->exptime);
 	m->get_flushed = 0;
 	m->get_denied = 0;
 	m->get_mark = c->ob.len;
@@ -255,14 +250,14 @@ get_end(struct conn *c, const struct mc_request *r, const char *error)
 		 * back and memcached's error replaces them. */
 		if (!m->get_flushed && m->get_mark <= c->ob.len)
 			c->ob.len = m->get_mark;
-		reply_always(c, error);
+		mc_reply_always(c, error);
 	} else if (m->get_denied) {
 		/* Answered as the caller's role now allows. */
-		if (!refused(c, r, m->get_denied))
-			reply_always(c, "SERVER_ERROR store error");
+		if (!mc_refused(c, r, m->get_denied))
+			mc_reply_always(c, "SERVER_ERROR store error");
 	} else
 		/* "get" alone is memcached's ERROR; "gat 10" alone: END. */
-		reply_always(c, r->ntokens == 0 ? "ERROR" : "END");
+		mc_reply_always(c, r->ntokens == 0 ? "ERROR" : "END");
 	m->get_active = 0;
 	cmd_end(&c->cl);
 }
@@ -280,27 +275,27 @@ do_update(struct conn *c, const struct mc_request *r)
 		 * unlinks it too). */
 		if (r->verb == MV_SET)
 			(void)cmd_del(&c->cl, r->key, r->klen);
-		reply(c, r, "SERVER_ERROR object too large for cache");
+		mc_reply(c, r, "SERVER_ERROR object too large for cache");
 		return;
 	}
 	if (r->bad_chunk) {
-		reply(c, r, "CLIENT_ERROR bad data chunk");
+		mc_reply(c, r, "CLIENT_ERROR bad data chunk");
 		return;
 	}
 	memset(&w, 0, sizeof(w));
 	w.mode = update_mode[r->verb];
 	w.flags = r->flags;
-	w.exptime = abs_exptime(r->exptime);
+	w.exptime = mc_abs_exptime(r->exptime);
 	w.cas = r->cas;
 	rc = cmd_put(&c->cl, r->key, r->klen, r->data, r->vlen, &w, NULL);
-	if (refused(c, r, rc))
+	if (mc_refused(c, r, rc))
 		return;
 	if (r->verb == MV_SET && (rc == CR_FULL || rc == CR_QUOTA ||
 	    rc == CR_TOO_LARGE))
 		(void)cmd_del(&c->cl, r->key, r->klen);
 	if (rc < 0 || rc > CR_ERROR || store_replies[rc] == NULL)
 		rc = CR_ERROR;
-	reply(c, r, store_replies[rc]);
+	mc_reply(c, r, store_replies[rc]);
 }
 
 /* ---- the other commands ------------------------------------------------- */
@@ -314,25 +309,25 @@ do_arith(struct conn *c, const struct mc_request *r)
 
 	rc = cmd_arith(&c->cl, r->key, r->klen, r->verb == MV_INCR, r->delta,
 	    &result);
-	if (refused(c, r, rc))
+	if (mc_refused(c, r, rc))
 		return;
 	switch (rc) {
 	case CR_OK:
 		snprintf(num, sizeof(num), "%" PRIu64, result);
-		reply(c, r, num);
+		mc_reply(c, r, num);
 		break;
 	case CR_NOT_FOUND:
-		reply(c, r, "NOT_FOUND");
+		mc_reply(c, r, "NOT_FOUND");
 		break;
 	case CR_NOT_NUMBER:
-		reply(c, r, "CLIENT_ERROR cannot increment or decrement "
+		mc_reply(c, r, "CLIENT_ERROR cannot increment or decrement "
 		    "non-numeric value");
 		break;
 	case CR_FULL:
-		reply(c, r, "SERVER_ERROR out of memory");
+		mc_reply(c, r, "SERVER_ERROR out of memory");
 		break;
 	default:
-		reply(c, r, "SERVER_ERROR store error");
+		mc_reply(c, r, "SERVER_ERROR store error");
 		break;
 	}
 }
@@ -345,7 +340,7 @@ do_request(struct conn *c, const struct mc_request *r)
 
 	switch (r->verb) {
 	case MV_VERSION:
-		reply_always(c, "VERSION " MC_VERSION);
+		mc_reply_always(c, "VERSION " MC_VERSION);
 		return;
 	case MV_BINARY:
 		mc_binary(c, r);
@@ -355,11 +350,11 @@ do_request(struct conn *c, const struct mc_request *r)
 		return;
 	case MV_VERBOSITY:
 		/* Accepted and ignored: kvstored's log level is its -v. */
-		reply(c, r, "OK");
+		mc_reply(c, r, "OK");
 		return;
 	case MV_FLUSH_ALL:
 		if (r->exptime > 0) {
-			reply(c, r, "CLIENT_ERROR flush_all with a delay is "
+			mc_reply(c, r, "CLIENT_ERROR flush_all with a delay is "
 			    "not supported");
 			return;
 		}
@@ -375,23 +370,23 @@ do_request(struct conn *c, const struct mc_request *r)
 		break;
 	case MV_DELETE:
 		rc = cmd_del(&c->cl, r->key, r->klen);
-		if (!refused(c, r, rc))
-			reply(c, r, rc == CR_OK ? "DELETED" : "NOT_FOUND");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, rc == CR_OK ? "DELETED" : "NOT_FOUND");
 		break;
 	case MV_INCR:
 	case MV_DECR:
 		do_arith(c, r);
 		break;
 	case MV_TOUCH:
-		rc = cmd_touch(&c->cl, r->key, r->klen, abs_exptime(r->exptime),
+		rc = cmd_touch(&c->cl, r->key, r->klen, mc_abs_exptime(r->exptime),
 		    NULL, NULL);
-		if (!refused(c, r, rc))
-			reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
 		break;
 	case MV_FLUSH_ALL:
 		rc = cmd_flush(&c->cl);
-		if (!refused(c, r, rc))
-			reply(c, r, "OK");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, "OK");
 		break;
 	case MV_STATS:
 		mc_stats(c, r);
@@ -404,7 +399,7 @@ do_request(struct conn *c, const struct mc_request *r)
 		mc_meta(c, r);
 		break;
 	default:
-		reply_always(c, "ERROR");
+		mc_reply_always(c, "ERROR");
 		break;
 	}
 	cmd_end(&c->cl);
@@ -450,12 +445,12 @@ mc_batch(struct conn *c)
 		case MCP_MORE:
 			goto out;
 		case MCP_CLOSE:
-			reply_always(c, r.error);
+			mc_reply_always(c, r.error);
 			c->closing = 1;
 			break;
 		case MCP_ERROR:
 			if (r.error_always || !r.noreply)
-				reply_always(c, r.error);
+				mc_reply_always(c, r.error);
 			c->requests++;
 			break;
 		case MCP_GET_ERROR:

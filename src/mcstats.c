@@ -296,7 +296,7 @@ mc_stats(struct conn *c, const struct mc_request *r)
 	}
 }
 
-/* ---- listings: lru_crawler metadump, stats cachedump ---------------------- */
+/* ---- listings: lru_crawler metadump, stats cachedump -------------------- */
 
 static void
 dump_start(struct conn *c, int kind, uint64_t classes, uint32_t limit)

@@ -83,21 +83,26 @@ store_mget(struct store *st, uint32_t user, const void *key, size_t klen,
 		f.stripe->hits++;
 	it = f.item;
 	view_of(it, &v);
-	/* memcached makes the item without an expiry; N then sets it. */
+	/*
+	 * memcached makes the stub without an expiry, its maker wins, and
+	 * N and T set the expiry in the request's order.
+	 */
 	e = m->created ? 0 : it->exptime;
-	if (m->created)
+	if (m->created) {
 		v.exptime = 0;
+		won = 1;
+	}
 	if (m->touch && m->touch_first)
 		e = m->touch_exp;
 	if (m->recache && !(v.meta & ITEM_META_WON) && !m->created &&
 	    e != 0 && e < m->recache_exp)
 		won = 1;
+	if (m->created && !m->viv_last)
+		e = m->viv_exp;
 	if (m->touch)
 		e = m->touch_exp;
-	if (m->created) {
+	if (m->created && m->viv_last)
 		e = m->viv_exp;
-		won = 1;
-	}
 	m->token_sent = (v.meta & ITEM_META_WON) != 0;
 	m->stale = (v.meta & ITEM_META_STALE) != 0;
 	if (m->stale && !m->token_sent)

@@ -97,6 +97,7 @@ struct store_mget {
 	int		 recache;	/* R: win when exptime < recache_exp */
 	uint32_t	 recache_exp;
 	int		 touch_first;	/* T came before R in the request */
+	int		 viv_last;	/* N came after T */
 	int		 no_bump;	/* u, and me: fetched, atime unchanged */
 	uint64_t	 quota_keys, quota_bytes;	/* for N's item */
 	/* out */

@@ -146,6 +146,23 @@ META_CASES=(
 	'ma n4x N30 J5 t v\r\nma n4x t\r\nma n5x t N30 J1 v\r\n'
 	'me\r\nme nothere\r\nms e1 3\r\nabc\r\nme e1 b\r\nmn\r\n'
 	'mx foo\r\nmgg foo\r\nmn\r\n'
+	'ms xa 2 c C0\r\nhi\r\nms xa 2 MR c\r\nhi\r\nms xa 2 ME c k O1\r\nhi\r\nmn\r\n'
+	'ms xb 3 T0 F4294967295\r\nabc\r\nmg xb f\r\nmn\r\n'
+	'ms xc 0\r\n\r\nmg xc v s\r\nms xc 2 MA\r\nhi\r\nmg xc v\r\n'
+	'mg xd N30 T60 t v\r\nmg xd t\r\nmg xe T60 N30 t\r\nmg xe t\r\n'
+	'ms xf 1 T100\r\nz\r\nmg xf R200 t\r\nmg xf R200 t\r\nmd xf I\r\nmg xf R200 t\r\nmg xf R200 t\r\n'
+	'ms eGc= 2 b k c\r\nhi\r\nmd eGc= b k C1\r\nma eGc= b k\r\nmg eGc= b k\r\nmd eGc= b q\r\nmg xg v\r\n'
+	'ms AAEC 1 b\r\n!\r\nmg AAEC b k v\r\nme AAEC b\r\nmg AAEC k b s\r\n'
+	'mg xh O1 O2\r\nmg xh Ox\r\nms xh 1 O\r\nx\r\nmg xh O k q v\r\nmn\r\n'
+	'ma xi N0 J18446744073709551615 v\r\nma xi v\r\nma xi MD D2 v\r\nma xi J99999999999999999999\r\nma xi D-1\r\nmn\r\n'
+	'ms xj 20 T-1\r\n12345678901234567890\r\nmg xj v\r\nms xj 3 T-1\r\n123\r\nma xj v\r\n'
+	'ms xk 2 I\r\nhi\r\nmg xk v\r\nmd xk I T-1\r\nmg xk v\r\n'
+	'ms xl 2\r\nhi\r\nmd xl C@CAS@\r\nmg xl c\r\n'
+	'md xl C@CAS@ k\r\nmg xl v\r\n'
+	'mg xm P L v\r\nms xm 1 P L\r\nx\r\nmd xm P L\r\nma xm P L\r\n'
+	'ms xn 2 Z\r\nhi\r\nms xn 2 Tabc Mxy\r\nhi\r\nms xn 2 Mxy Tabc\r\nhi\r\nmg xn Tabc Cx Mxy\r\nmn\r\n'
+	'mg xo s\r\nmg xo s k\r\nmg xo v q\r\nmg xo q v k O9\r\nmd xo\r\nma xo\r\nma xo N10 q\r\nmg xo v t\r\n'
+	'mg ya N30 T60 t v\r\nmg ya t\r\nmg yb T60 N30 t\r\nmg yb t\r\nmg yc t N30 T60\r\nmg yc t\r\nmg yd N30 t T60\r\nmg yd t\r\n'
 )
 
 # last_cas REPLY: the last c<n> of a reply, or the one before.
@@ -358,7 +375,8 @@ END$'
 # ---- isolation -------------------------------------------------------------------
 
 # listing WHO REQUEST: log in as WHO (user or manager:store) and print the
-# reply to REQUEST, CRs removed.
+# reply to REQUEST, CRs removed: up to MN when REQUEST ends in mn, else up
+# to the first line that ends a reply.
 listing() {
 	local line
 
@@ -366,6 +384,11 @@ listing() {
 	c_send "$C_FD" "$2"
 	while line=$(c_line "$C_FD"); do
 		printf '%s\n' "$line"
+		# a pipeline that ends in mn is read up to its MN
+		if [[ $2 == *'mn\r\n' ]]; then
+			[[ $line == MN ]] && break
+			continue
+		fi
 		case $line in
 		END | EN | ME\ * | CLIENT_ERROR* | SERVER_ERROR*) break ;;
 		esac
@@ -395,6 +418,12 @@ listing() {
 	assert_output EN
 	run listing alice 'stats cachedump 1 0\r\n'
 	assert_output "$(printf 'ITEM as [1 b; 0 s]\nEND')"
+	# the meta commands act on alice's own store: bob's b1 is not there,
+	# and alice's writes of that key make an item of her own
+	run listing alice 'mg b1 v\r\nmd b1\r\nma b1\r\nms b1 1 MR\r\nx\r\nms b1 1\r\nx\r\nmg b1 v k\r\nmn\r\n'
+	assert_output "$(printf 'EN\nNF\nNF\nNS\nHD\nVA 1 kb1\nx\nMN')"
+	run listing mgr:bob 'mg b1 v\r\nmn\r\n'
+	assert_output "$(printf 'VA 2\n22\nMN')"
 	# a guest naming another store is refused at login
 	mc_open alice:bob
 	assert_equal "$MC_LOGIN" "CLIENT_ERROR denied not a manager"
