@@ -343,12 +343,13 @@ conn_serve(struct conn *c)
 	    now + (uint64_t)cfg->login_timeout * 1000 : 0;
 	idle_since = now;
 	for (;;) {
-		/* Answer what has come, as far as the output bound allows. */
-		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX) {
-			more = 0;
-		}
+		/*
+		 * Answer what has come, as far as the output bound allows;
+		 * and go on with a reply the front-end stopped at the bound
+		 * (a listing), even when nothing more has come.
+		 */
 		if (!c->closing && buf_avail(&c->ob) < CONN_OUT_MAX &&
-		    buf_avail(&c->ib) > 0) {
+		    (buf_avail(&c->ib) > 0 || more)) {
 			answered = c->requests;
 			queued = buf_avail(&c->ob);
 			if ((more = batch(c)) == -1) {

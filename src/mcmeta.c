@@ -449,8 +449,11 @@ do_ma(struct conn *c, const struct mc_request *r)
 		    "non-numeric value");
 		break;
 	case CR_FULL:
-	case CR_QUOTA:
 		mc_reply_always(c, "SERVER_ERROR out of memory");
+		break;
+	case CR_QUOTA:
+		mc_reply_always(c, "SERVER_ERROR out of memory: over the "
+		    "user's quota");
 		break;
 	default:
 		mc_reply_always(c, "SERVER_ERROR store error");

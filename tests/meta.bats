@@ -320,6 +320,73 @@ END$'
 	assert_line 'END'
 }
 
+@test "a metadump larger than the output bound: every key once, END, then the next request's reply" {
+	local i
+
+	mc_start -B tester
+	{
+		for ((i = 0; i < 20000; i++)); do
+			printf 'ms key-%0100d 1 q\r\nx\r\n' "$i"
+		done
+		printf 'mn\r\n'
+	} | timeout 30 nc -N 127.0.0.1 "$MC_PORT" >/dev/null
+	# about 3 MiB of lines: the listing stops at the 1 MiB bound and goes
+	# on as the client reads
+	printf 'lru_crawler metadump all\r\nmn\r\n' |
+	    timeout 30 nc -N 127.0.0.1 "$MC_PORT" >"$BATS_TEST_TMPDIR/dump"
+	run tail -c 9 "$BATS_TEST_TMPDIR/dump"
+	assert_output "$(printf 'END\r\nMN\r')"
+	run bash -c "grep '^key=key-' '$BATS_TEST_TMPDIR/dump' | cut -d' ' -f1 | sort -u | wc -l"
+	assert_output 20000
+	run grep -c '' "$BATS_TEST_TMPDIR/dump"
+	assert_output 20002
+}
+
+# mc_until_mn FD: the replies on FD up to MN, CRs removed.
+mc_until_mn() {
+	local line
+
+	while line=$(c_line "$1"); do
+		printf '%s\n' "$line"
+		[[ $line == MN ]] && return 0
+	done
+	return 1
+}
+
+@test "meta writes are held to the written store's quota; a manager's meta requests on another store are audited per key" {
+	mc_start -q 2
+	kv_session alice
+	kv_session mgr
+	run ctl promote mgr
+	assert_output "mgr is now a manager"
+	mc_open_ok alice
+	c_send "$C_FD" 'ms a 1\r\nx\r\nma b N0 J1\r\nms c 1\r\nx\r\nmg d N30\r\nma e N0\r\nms a 1 MA\r\ny\r\nmn\r\n'
+	run mc_until_mn "$C_FD"
+	assert_output "HD
+HD
+SERVER_ERROR out of memory: over the user's quota
+SERVER_ERROR out of memory: over the user's quota
+SERVER_ERROR out of memory: over the user's quota
+HD
+MN"
+	c_close "$C_FD"
+	# the manager writing alice's store is held to alice's quota
+	mc_open_ok mgr:alice
+	c_send "$C_FD" 'ms m 1\r\nx\r\nmg a v\r\nmd b\r\nma z N0\r\nmn\r\n'
+	run mc_until_mn "$C_FD"
+	assert_output "SERVER_ERROR out of memory: over the user's quota
+VA 2
+xy
+HD
+HD
+MN"
+	c_close "$C_FD"
+	audit_has ' user=mgr role=manager action=mg target=alice key="a"$' 1
+	audit_has ' user=mgr role=manager action=md target=alice key="b"$' 1
+	audit_has ' user=mgr role=manager action=ma target=alice key="z"$' 1
+	audit_has ' user=mgr role=manager action=ms target=alice key="m"$' 1
+}
+
 # ---- the operators' tools ------------------------------------------------------
 
 @test "memcached-tool display, stats, settings, sizes and dump complete against kvstored" {
