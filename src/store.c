@@ -398,8 +398,6 @@ store_put(struct store *st, uint32_t user, const void *key, size_t klen,
 		break;
 	case W_APPEND:
 	case W_PREPEND:
-		if (old == NULL && w->vivify)
-			break;		/* memcached's ms N: a miss is a set */
 		if (old != NULL && w->cas_check && w->cas != 0 &&
 		    old->cas != w->cas) {
 			rc = ST_EXISTS;

@@ -60,7 +60,6 @@ struct store_write {
 	uint8_t		meta;		/* ITEM_META_* bits the item starts with */
 	int		stale_ok;	/* W_CAS: an older cas stores, marked stale */
 	int		cas_check;	/* W_APPEND, W_PREPEND: cas must match */
-	int		vivify;		/* W_APPEND, W_PREPEND: a miss is a set */
 };
 
 /* memcached's per-item meta state (the item's pad byte). */
