@@ -202,6 +202,56 @@ cmd_put(struct client *c, const void *key, size_t klen, const void *val,
 	    val, vlen, &q, cas_out));
 }
 
+/* The quota of the store user, if it is a guest's (cmd_put's rule). */
+static void
+quota_of(struct client *c, uint32_t user, uint64_t *keys, uint64_t *bytes)
+{
+	*keys = *bytes = 0;
+	if (store_user_role(c->st, user, USER_ANY_GEN) == KV_ROLE_GUEST) {
+		*keys = c->policy->quota_keys;
+		*bytes = c->policy->quota_bytes;
+	}
+}
+
+/* memcached's mg (and me, with no_bump): may touch and create. */
+int
+cmd_mget(struct client *c, const void *key, size_t klen,
+    struct store_mget *m, store_visit visit, void *ctx)
+{
+	uint32_t user;
+	int rc;
+
+	if ((rc = acting(c, key, klen, &user)) != CR_OK)
+		return rc;
+	quota_of(c, user, &m->quota_keys, &m->quota_bytes);
+	return result(store_mget(c->st, user, key, klen, m, visit, ctx));
+}
+
+int
+cmd_mdel(struct client *c, const void *key, size_t klen,
+    const struct store_mdel *d)
+{
+	uint32_t user;
+	int rc;
+
+	if ((rc = acting(c, key, klen, &user)) != CR_OK)
+		return rc;
+	return result(store_mdel(c->st, user, key, klen, d));
+}
+
+int
+cmd_marith(struct client *c, const void *key, size_t klen,
+    struct store_marith *a)
+{
+	uint32_t user;
+	int rc;
+
+	if ((rc = acting(c, key, klen, &user)) != CR_OK)
+		return rc;
+	quota_of(c, user, &a->quota_keys, &a->quota_bytes);
+	return result(store_marith(c->st, user, key, klen, a));
+}
+
 int
 cmd_del(struct client *c, const void *key, size_t klen)
 {
@@ -279,6 +329,20 @@ cmd_stats(struct client *c, struct store_stats *ss, struct user_view *v)
 	store_stats(c->st, ss);
 	if (store_user_get(c->st, user, v) != ST_OK)
 		memset(v, 0, sizeof(*v));
+	return CR_OK;
+}
+
+/* The server's size classes (server-wide, like store_stats()). */
+int
+cmd_classes(struct client *c, struct store_class *out, uint32_t max,
+    uint32_t *n)
+{
+	uint32_t user;
+	int rc;
+
+	if ((rc = acting(c, NULL, 0, &user)) != CR_OK)
+		return rc;
+	*n = store_classes(c->st, out, max);
 	return CR_OK;
 }
 

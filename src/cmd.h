@@ -142,9 +142,18 @@ int	cmd_touch(struct client *, const void *key, size_t klen,
 int	cmd_arith(struct client *, const void *key, size_t klen, int incr,
 	    uint64_t delta, uint64_t *result);
 int	cmd_flush(struct client *);
+/* memcached's meta commands: the store's atomic steps (store.h). */
+int	cmd_mget(struct client *, const void *key, size_t klen,
+	    struct store_mget *, store_visit, void *ctx);
+int	cmd_mdel(struct client *, const void *key, size_t klen,
+	    const struct store_mdel *);
+int	cmd_marith(struct client *, const void *key, size_t klen,
+	    struct store_marith *);
 int	cmd_scan(struct client *, uint32_t *cursor, uint32_t max_stripes,
 	    store_visit, void *ctx, int *more);
 int	cmd_stats(struct client *, struct store_stats *, struct user_view *);
+int	cmd_classes(struct client *, struct store_class *, uint32_t max,
+	    uint32_t *n);
 uint32_t cmd_value_max(const struct client *);
 
 /* Test builds: a hook run while a login's secret is checked. */

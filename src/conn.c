@@ -177,6 +177,7 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 	if (rc == STORE_CONN_ADDR) {
 		log_warnx("limit: %s: %u connections from this address (-H %u)",
 		    addr, cfg->per_addr, cfg->per_addr);
+		store_note_rejected(cfg->store);
 		say(c, EV_BUSY_ADDR);
 		c->closing = 1;
 		return -1;
@@ -185,6 +186,7 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 		log_warnx("limit: %s: %u connections not logged in from this "
 		    "address (-U %u)", addr, cfg->per_addr_prelogin,
 		    cfg->per_addr_prelogin);
+		store_note_rejected(cfg->store);
 		say(c, EV_BUSY_PRELOGIN);
 		c->closing = 1;
 		return -1;
@@ -240,6 +242,7 @@ write_some(struct conn *c)
 		n = write(c->out, buf_head(&c->ob), buf_avail(&c->ob));
 		if (n > 0) {
 			buf_consume(&c->ob, (size_t)n);
+			c->bytes_written += (uint64_t)n;
 			progress = 1;
 			continue;
 		}
@@ -264,6 +267,7 @@ read_some(struct conn *c)
 	n = read(c->in, c->ib.data + c->ib.len, c->ib.cap - c->ib.len);
 	if (n > 0) {
 		c->ib.len += (size_t)n;
+		c->bytes_read += (uint64_t)n;
 		return 1;
 	}
 	if (n == -1 && (errno == EINTR || errno == EAGAIN ||
@@ -357,11 +361,18 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			c->idle_since = now;
 	}
 	for (;;) {
-		/* Answer what has come, as far as the output bound allows. */
+		/*
+		 * Answer what has come, as far as the output bound allows;
+		 * and go on with what the front-end stopped at (the bound,
+		 * the end of its turn, a listing), even when nothing more
+		 * has come.
+		 */
 		if (!c->closing && !c->paused &&
 		    buf_avail(&c->ob) < CONN_OUT_MAX) {
-			c->more = 0;
-			if (buf_avail(&c->ib) > 0) {
+			int again = c->more || c->yield;
+
+			c->more = c->yield = 0;
+			if (buf_avail(&c->ib) > 0 || again) {
 				answered = c->requests;
 				queued = buf_avail(&c->ob);
 				if ((r = batch(c)) == -1) {

@@ -64,7 +64,16 @@ struct mc_state {
 	uint32_t	 get_exptime;
 	uint64_t	 get_tokens;	/* after the verb */
 	size_t		 get_mark;	/* bytes queued in ob when it began */
+	/* a listing of the acting store in progress (mcstats.c) */
+	int		 dump;		/* 0, MC_DUMP_META or MC_DUMP_CACHE */
+	uint32_t	 dump_cursor;	/* the stripe it goes on from */
+	uint64_t	 dump_classes;	/* bit n for size class n */
+	uint32_t	 dump_left;	/* cachedump: items still to show */
+	int		 dump_limited;
+	int		 dump_audit;	/* its audit record is open */
 };
+#define MC_DUMP_META	1	/* lru_crawler metadump */
+#define MC_DUMP_CACHE	2	/* stats cachedump */
 
 struct conn {
 	const struct conn_config *cfg;
@@ -78,6 +87,7 @@ struct conn {
 	int		 closing;	/* close once the replies are out */
 	int		 eof;		/* the peer sent its last byte */
 	uint64_t	 requests;
+	uint64_t	 bytes_read, bytes_written;	/* this connection's */
 	uint32_t	 limit_slot;	/* in the per-address table, 0 = none */
 	int		 counted_login;	/* limit_slot says logged in */
 	struct mc_state	 mc;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "layout.h"
 #include "lock.h"
@@ -127,6 +128,22 @@ view_of(const struct kv_item *it, struct item_view *v)
 	v->flags = it->flags;
 	v->exptime = it->exptime;
 	v->cas = it->cas;
+	v->atime = LOAD(&it->pad2);
+	v->meta = LOAD(&it->pad);
+	v->fetched = (v->meta & ITEM_META_FETCHED) != 0;
+	v->cls = it->cls;
+	v->size = (uint32_t)(ITEM_HDR + it->klen + it->vlen);
+}
+
+/*
+ * A read: the item has been fetched, now.  Two words of their own, outside
+ * the undo log: a lost update only ages memcached's "l" and "h".
+ */
+void
+note_access(struct kv_item *it, uint32_t now)
+{
+	STORE(&it->pad2, now);
+	__atomic_or_fetch(&it->pad, ITEM_META_FETCHED, __ATOMIC_RELAXED);
 }
 
 /* An expired item is absent; unlink it while we hold its stripe. */
@@ -134,6 +151,7 @@ void
 reap_expired(struct store *st, struct found *f, uint32_t user, uint32_t now)
 {
 	if (f->item != NULL && expired(f->item, now)) {
+		f->stripe->reclaimed++;
 		publish(st, f, user, 0);
 		f->item = NULL;
 	}
@@ -154,6 +172,8 @@ fill(struct store *st, uint32_t ref, uint32_t user, uint32_t hash,
 	it->klen = (uint8_t)klen;
 	it->flags = flags;
 	it->exptime = exptime;
+	it->pad = 0;
+	it->pad2 = (uint32_t)time(NULL);
 	it->cas = __atomic_add_fetch(&st->hdr->cas_seq, 1, __ATOMIC_RELAXED);
 	memcpy(it->data, key, klen);
 	if (alen)

@@ -22,7 +22,7 @@
 #include "kvstore.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	3
+#define KV_LAYOUT_VERSION	4
 #define KV_CLASSES_MAX		64
 #define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
@@ -65,6 +65,12 @@ struct kv_stripe {
 	uint64_t	items;		/* items in this stripe's buckets */
 	uint64_t	bytes;		/* chunk bytes they occupy */
 	uint64_t	hits, misses, puts, dels;
+	/* memcached's stats names; under the stripe lock like the above */
+	uint64_t	delete_misses, touch_hits, touch_misses;
+	uint64_t	incr_hits, incr_misses, decr_hits, decr_misses;
+	uint64_t	cas_hits, cas_misses, cas_badval;
+	uint64_t	reclaimed;	/* expired items unlinked */
+	uint64_t	no_memory;	/* writes refused: the arena was full */
 } __attribute__((aligned(KV_CACHELINE)));
 
 /* A stored item; its chunk comes from one size class. */
@@ -76,10 +82,10 @@ struct kv_item {
 	uint8_t		klen;
 	uint8_t		cls;
 	uint8_t		state;		/* ITEM_FREE or ITEM_USED */
-	uint8_t		pad;
+	uint8_t		pad;		/* ITEM_META_* bits (store.h) */
 	uint32_t	flags;		/* memcached client flags */
 	uint32_t	exptime;	/* absolute Unix time, 0 = never */
-	uint32_t	pad2;
+	uint32_t	pad2;		/* last access, Unix time */
 	uint64_t	cas;
 	char		data[];		/* key bytes, then value bytes */
 };
@@ -192,7 +198,7 @@ struct kv_header {
 	uint64_t	off_pagemap, off_arena;
 	uint64_t	off_audit, off_peers, off_conns;
 	uint32_t	nconns;
-	uint32_t	pad2;
+	uint32_t	rejected;	/* connections refused at a limit */
 	int64_t		created;
 	uint64_t	cas_seq __attribute__((aligned(KV_CACHELINE)));
 	uint64_t	total_connections;

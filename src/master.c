@@ -398,11 +398,13 @@ accept_one(struct master_config *mc, int li)
 	if (nchildren >= mc->maxconn) {
 		log_warnx("busy: refused %s at %d/%d", peer, nbusy,
 		    mc->maxconn);
+		store_note_rejected(mc->conn->store);
 		conn_refuse_fd(fd, mc->lproto[li]);
 		return;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork for %s", peer);
+		store_note_rejected(mc->conn->store);
 		conn_refuse_fd(fd, mc->lproto[li]);
 		return;
 	}

@@ -16,7 +16,7 @@
 #include "kvstore.h"
 #include "mcparse.h"
 
-#define MC_TOKENS	8	/* kept per line; no command takes more than 7 */
+#define MC_TOKENS	MC_META_MAX	/* kept per line, as memcached's */
 
 struct token {
 	const char	*p;
@@ -128,6 +128,8 @@ static const struct {
 	{ "touch", MV_TOUCH }, { "flush_all", MV_FLUSH_ALL },
 	{ "verbosity", MV_VERBOSITY }, { "stats", MV_STATS },
 	{ "version", MV_VERSION }, { "quit", MV_QUIT },
+	{ "mg", MV_MG }, { "ms", MV_MS }, { "md", MV_MD }, { "ma", MV_MA },
+	{ "mn", MV_MN }, { "me", MV_ME }, { "lru_crawler", MV_LRU_CRAWLER },
 };
 
 static enum mc_verb
@@ -327,6 +329,14 @@ credentials(const char *p, size_t avail, size_t used, const struct token *t,
 	r->consumed = used;
 	if (nt < 5 || !tok_is(&t[0], "set") || !parse_u32(&t[4], &size)) {
 		r->verb = MV_UNAUTH;
+		/* Refused, but its data block is not a command. */
+		if (nt >= 3 && tok_is(&t[0], "ms") && parse_u32(&t[2], &size))
+			r->discard = (uint64_t)size + 2;
+		else if (nt >= 5 && parse_u32(&t[4], &size) &&
+		    (tok_is(&t[0], "add") || tok_is(&t[0], "replace") ||
+		    tok_is(&t[0], "append") || tok_is(&t[0], "prepend") ||
+		    tok_is(&t[0], "cas")))
+			r->discard = (uint64_t)size + 2;
 		return MCP_REQUEST;
 	}
 	r->verb = MV_AUTH;
@@ -351,6 +361,414 @@ credentials(const char *p, size_t avail, size_t used, const struct token *t,
 	r->data = cred[1].p;
 	r->vlen = (uint32_t)cred[1].len;
 	return MCP_REQUEST;
+}
+
+/* ---- meta commands ------------------------------------------------------- */
+
+static int
+flag_bit(int ch)
+{
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a';
+	if (ch >= 'A' && ch <= 'Z')
+		return 26 + ch - 'A';
+	return -1;
+}
+
+int
+mc_meta_has(const struct mc_meta *m, int flag)
+{
+	int b = flag_bit(flag);
+
+	return b >= 0 && (m->seen >> b & 1);
+}
+
+static int
+b64_value(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/* Standard base64, whole quads, '=' only at the end: the length, or 0. */
+static size_t
+b64_decode(const char *p, size_t len, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+	int j, v[4], pad;
+
+	if (len == 0 || len % 4 != 0)
+		return 0;
+	for (i = 0; i < len; i += 4) {
+		pad = 0;
+		for (j = 0; j < 4; j++) {
+			if (p[i + j] == '=' && i + 4 == len && j >= 2) {
+				v[j] = 0;
+				pad++;
+			} else if (pad > 0 || (v[j] = b64_value(
+			    (unsigned char)p[i + j])) < 0)
+				return 0;
+		}
+		if (n + 3 - (size_t)pad > outlen)
+			return 0;
+		out[n++] = (char)(v[0] << 2 | v[1] >> 4);
+		if (pad < 2)
+			out[n++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
+		if (pad < 1)
+			out[n++] = (char)((v[2] & 3) << 6 | v[3]);
+	}
+	return n;
+}
+
+/* Encode len bytes; out holds 4 * ((len + 2) / 3) bytes.  The length. */
+size_t
+mc_base64(const char *p, size_t len, char *out, size_t outlen)
+{
+	static const char a[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i, n = 0;
+	uint32_t w;
+
+	if (outlen < 4 * ((len + 2) / 3))
+		return 0;
+	for (i = 0; i < len; i += 3) {
+		w = (uint32_t)u[i] << 16;
+		if (i + 1 < len)
+			w |= (uint32_t)u[i + 1] << 8;
+		if (i + 2 < len)
+			w |= u[i + 2];
+		out[n++] = a[w >> 18 & 63];
+		out[n++] = a[w >> 12 & 63];
+		out[n++] = i + 1 < len ? a[w >> 6 & 63] : '=';
+		out[n++] = i + 2 < len ? a[w & 63] : '=';
+	}
+	return n;
+}
+
+/* A flag's token after its letter, as a number of memcached's kinds. */
+static int
+flag_i32(const struct token *t, int32_t *out)
+{
+	struct token v = { t->p + 1, t->len - 1 };
+
+	return parse_i32(&v, out);
+}
+
+static int
+flag_u64(const struct token *t, uint64_t *out)
+{
+	struct token v = { t->p + 1, t->len - 1 };
+
+	return parse_u64(&v, out);
+}
+
+static int
+flag_u32(const struct token *t, uint32_t *out)
+{
+	struct token v = { t->p + 1, t->len - 1 };
+
+	return parse_u32(&v, out);
+}
+
+/*
+ * memcached's _meta_flag_preparse(): a flag seen twice or unknown ends the
+ * parse at once; a bad token marks an error (the last such message stands)
+ * and the parse goes on.  Returns NULL, or the error line.
+ */
+static const char *
+meta_flags(const struct token *t, size_t nt, size_t first,
+    struct mc_request *r)
+{
+	static const char known[] = "bNTRlOPLkstcfvhuqFCMJDI";
+	struct mc_meta *m = &r->meta;
+	const char *err = NULL;
+	size_t i;
+	int bad = 0, b;
+
+	m->delta = 1;
+	for (i = first; i < nt && i < MC_TOKENS; i++) {
+		int ch = (unsigned char)t[i].p[0];
+
+		if ((b = flag_bit(ch)) >= 0 && (m->seen >> b & 1))
+			return "CLIENT_ERROR duplicate flag";
+		if (b < 0 || strchr(known, ch) == NULL)
+			return "CLIENT_ERROR invalid flag";
+		m->seen |= (uint64_t)1 << b;
+		m->order[m->nflags++] = (char)ch;
+		switch (ch) {
+		case 'b':
+			r->klen = b64_decode(r->key, r->klen, m->key,
+			    sizeof(m->key));
+			r->key = m->key;
+			m->binary = 1;
+			if (r->klen == 0) {
+				err = "CLIENT_ERROR error decoding key";
+				bad = 1;
+			}
+			break;
+		case 'N':
+		case 'T':
+		case 'R':
+			if (!flag_i32(&t[i], ch == 'N' ? &m->vivify :
+			    ch == 'T' ? &m->ttl : &m->recache)) {
+				err = "CLIENT_ERROR bad token in command line "
+				    "format";
+				bad = 1;
+			}
+			break;
+		case 'O':
+			m->opaque = t[i].p;
+			m->olen = t[i].len;
+			break;
+		case 'F':
+			if (!flag_u32(&t[i], &m->flags))
+				bad = 1;
+			break;
+		case 'C':
+			if (!flag_u64(&t[i], &m->cas)) {
+				err = "CLIENT_ERROR bad token in command line "
+				    "format";
+				bad = 1;
+			}
+			break;
+		case 'M':
+			if (t[i].len != 2) {
+				err = "CLIENT_ERROR incorrect length for M "
+				    "token";
+				bad = 1;
+			} else
+				m->mode = t[i].p[1];
+			break;
+		case 'J':
+			if (!flag_u64(&t[i], &m->initial)) {
+				err = "CLIENT_ERROR invalid numeric initial "
+				    "value";
+				bad = 1;
+			}
+			break;
+		case 'D':
+			if (!flag_u64(&t[i], &m->delta)) {
+				err = "CLIENT_ERROR invalid numeric delta value";
+				bad = 1;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	if (bad)
+		return err != NULL ? err : "CLIENT_ERROR bad command line format";
+	return NULL;
+}
+
+/* The key of a meta line: length first, as memcached checks it. */
+static int
+meta_key(const struct token *t, struct mc_request *r)
+{
+	if (t->len > KV_KEY_MAX || !mc_key_ok(t->p, t->len))
+		return 0;
+	r->key = r->meta.raw = t->p;
+	r->klen = r->meta.rawlen = t->len;
+	return 1;
+}
+
+/*
+ * "ms <key> <datalen> <flags>*", then the data.  Once the length is known
+ * the data is dropped with any refusal, so that the next request is read
+ * from the right byte.
+ */
+static int
+meta_set(const char *p, size_t avail, size_t used, const struct token *t,
+    size_t nt, const struct mc_limits *lim, struct mc_request *r)
+{
+	const char *err;
+	int32_t vlen;
+
+	r->consumed = used;
+	if (nt < 2)
+		return error(r, "ERROR", 1);
+	if (nt < 3 || !meta_key(&t[1], r))
+		return error(r, "CLIENT_ERROR bad command line format", 1);
+	if (nt >= 20)
+		return error(r, "CLIENT_ERROR options flags too long", 1);
+	if (!parse_i32(&t[2], &vlen) || vlen < 0 || vlen > INT_MAX - 2)
+		return error(r, "CLIENT_ERROR bad command line format", 1);
+	r->vlen = (uint32_t)vlen;
+	r->discard = (uint64_t)r->vlen + 2;
+	if ((err = meta_flags(t, nt, 3, r)) != NULL)
+		return error(r, err, 1);
+	if (r->meta.olen > MC_OPAQUE_MAX)
+		return error(r, "CLIENT_ERROR opaque token too long", 1);
+	switch (r->meta.mode) {
+	case 0: case 'E': case 'A': case 'P': case 'R': case 'S':
+		break;
+	default:
+		return error(r, "CLIENT_ERROR invalid mode for ms M token", 1);
+	}
+	r->noreply = mc_meta_has(&r->meta, 'q');
+	if (r->vlen > lim->value_max) {
+		r->too_large = 1;
+		return MCP_REQUEST;
+	}
+	r->discard = 0;
+	if (avail - used < (size_t)r->vlen + 2) {
+		r->consumed = 0;
+		return MCP_MORE;
+	}
+	r->data = p + used;
+	r->bad_chunk = r->data[r->vlen] != '\r' || r->data[r->vlen + 1] != '\n';
+	r->consumed = used + r->vlen + 2;
+	return MCP_REQUEST;
+}
+
+/* mg, md, ma, me, mn. */
+static int
+meta_other(const struct token *t, size_t nt, struct mc_request *r)
+{
+	const char *err;
+
+	if (r->verb == MV_MN)
+		return MCP_REQUEST;
+	if (r->verb == MV_ME) {
+		/* memcached's me reads one flag, b, and only as the first. */
+		if (nt < 2 || !meta_key(&t[1], r))
+			return error(r, "CLIENT_ERROR bad command line format",
+			    1);
+		if (nt >= 3 && tok_is(&t[2], "b")) {
+			r->klen = b64_decode(r->key, r->klen, r->meta.key,
+			    sizeof(r->meta.key));
+			r->key = r->meta.key;
+			r->meta.binary = 1;
+			if (r->klen == 0)
+				return error(r, "CLIENT_ERROR bad command line "
+				    "format", 1);
+		}
+		return MCP_REQUEST;
+	}
+	if (nt < 2)
+		return error(r, "ERROR", 1);
+	if (!meta_key(&t[1], r))
+		return error(r, "CLIENT_ERROR bad command line format", 1);
+	if (nt >= 20)
+		return error(r, r->verb == MV_MG ?
+		    "CLIENT_ERROR options flags are too long" :
+		    "CLIENT_ERROR options flags too long", 1);
+	err = meta_flags(t, nt, 2, r);
+	r->noreply = mc_meta_has(&r->meta, 'q');
+	if (err == NULL && r->meta.olen > MC_OPAQUE_MAX)
+		return error(r, "CLIENT_ERROR opaque token too long", 1);
+	if (err != NULL)
+		/* md and ma say one thing for every bad flag. */
+		return error(r, r->verb == MV_MG ? err :
+		    "CLIENT_ERROR invalid or duplicate flag", 1);
+	if (r->verb == MV_MA) {
+		switch (r->meta.mode) {
+		case 0: case 'I': case '+': case 'D': case '-':
+			break;
+		default:
+			return error(r, "CLIENT_ERROR invalid mode for ma M "
+			    "token", 1);
+		}
+	}
+	return MCP_REQUEST;
+}
+
+/* "lru_crawler metadump <all|hash|n,n...>" and the no-ops. */
+static int
+crawler(const struct token *t, size_t nt, struct mc_request *r)
+{
+	struct token id;
+	const char *q, *end;
+	uint32_t n;
+
+	if (nt == 3 && tok_is(&t[1], "metadump")) {
+		r->crawler = MC_CRAWL_METADUMP;
+		if (tok_is(&t[2], "all") || tok_is(&t[2], "hash")) {
+			r->classes = UINT64_MAX;
+			return MCP_REQUEST;
+		}
+		for (q = t[2].p, end = t[2].p + t[2].len; q <= end; q++) {
+			id.p = q;
+			while (q < end && *q != ',')
+				q++;
+			id.len = (size_t)(q - id.p);
+			if (!parse_u32(&id, &n) || n < 1 || n > 63)
+				return error(r, "BADCLASS invalid class id", 1);
+			r->classes |= (uint64_t)1 << (n - 1);
+		}
+		return MCP_REQUEST;
+	}
+	if (nt == 3 && (tok_is(&t[1], "tocrawl") || tok_is(&t[1], "sleep"))) {
+		if (!parse_u32(&t[2], &n))
+			return error(r, "CLIENT_ERROR bad command line format",
+			    1);
+		r->crawler = MC_CRAWL_NOOP;
+		return MCP_REQUEST;
+	}
+	if ((nt == 3 && tok_is(&t[1], "crawl")) || (nt == 2 &&
+	    (tok_is(&t[1], "enable") || tok_is(&t[1], "disable")))) {
+		r->crawler = MC_CRAWL_NOOP;
+		return MCP_REQUEST;
+	}
+	return error(r, "ERROR", 1);
+}
+
+/* "stats [<what> [args]]", memcached's subcommands and error lines. */
+static int
+stats(const struct token *t, size_t nt, struct mc_request *r)
+{
+	static const struct {
+		const char	*name;
+		enum mc_stats	 what;
+	} subs[] = {
+		{ "items", MS_ITEMS }, { "slabs", MS_SLABS },
+		{ "settings", MS_SETTINGS }, { "sizes", MS_SIZES },
+		{ "conns", MS_CONNS }, { "reset", MS_RESET },
+	};
+	size_t i;
+
+	if (nt == 1)
+		return MCP_REQUEST;
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (tok_is(&t[1], subs[i].name)) {
+			r->stats = subs[i].what;
+			return MCP_REQUEST;
+		}
+	if (tok_is(&t[1], "detail")) {
+		if (nt >= 3 && tok_is(&t[2], "on"))
+			r->stats = MS_DETAIL_ON;
+		else if (nt >= 3 && tok_is(&t[2], "off"))
+			r->stats = MS_DETAIL_OFF;
+		else if (nt >= 3 && tok_is(&t[2], "dump"))
+			r->stats = MS_DETAIL_DUMP;
+		else
+			return error(r, "CLIENT_ERROR usage: stats detail "
+			    "on|off|dump", 1);
+		return MCP_REQUEST;
+	}
+	if (tok_is(&t[1], "cachedump")) {
+		if (nt < 4)
+			return error(r, "CLIENT_ERROR bad command line", 1);
+		if (!parse_u32(&t[2], &r->dump_class) ||
+		    !parse_u32(&t[3], &r->dump_limit))
+			return error(r, "CLIENT_ERROR bad command line format",
+			    1);
+		if (r->dump_class >= 64)
+			return error(r, "CLIENT_ERROR Illegal slab id", 1);
+		r->stats = MS_CACHEDUMP;
+		return MCP_REQUEST;
+	}
+	return error(r, "ERROR", 1);
 }
 
 /* ---- the other commands --------------------------------------------------- */
@@ -399,10 +817,11 @@ command(const struct token *t, size_t nt, struct mc_request *r)
 			    0);
 		return MCP_REQUEST;
 	case MV_STATS:
-		/* No sub-statistics; "stats noreply" is an error too. */
-		if (nt != 1)
-			return error(r, "ERROR", 1);
-		return MCP_REQUEST;
+		return stats(t, nt, r);
+	case MV_LRU_CRAWLER:
+		return crawler(t, nt, r);
+	case MV_MG: case MV_MD: case MV_MA: case MV_MN: case MV_ME:
+		return meta_other(t, nt, r);
 	case MV_VERSION:
 	case MV_QUIT:
 		return MCP_REQUEST;
@@ -434,6 +853,15 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	memset(r, 0, sizeof(*r));
 	if (ps->in_get)
 		return next_key(ps, p, avail, r);
+	if (avail > 0 && (unsigned char)p[0] == 0x80) {
+		/* The binary protocol's magic: its header, then an answer. */
+		if (avail < MC_BIN_HEADER)
+			return MCP_MORE;
+		r->verb = MV_BINARY;
+		r->data = p;
+		r->consumed = MC_BIN_HEADER;
+		return MCP_REQUEST;
+	}
 	lf = memchr(p, '\n', avail);
 	len = lf != NULL ? (size_t)(lf - p) : avail;
 	if (lf != NULL && len > 0 && p[len - 1] == '\r')
@@ -464,6 +892,8 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	case MV_SET: case MV_ADD: case MV_REPLACE: case MV_APPEND:
 	case MV_PREPEND: case MV_CAS:
 		return storage(p, avail, used, t, nt, lim, r);
+	case MV_MS:
+		return meta_set(p, avail, used, t, nt, lim, r);
 	default:
 		r->consumed = used;
 		return command(t, nt, r);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvstore.h"
+
 #define MC_LINE_MAX	2048	/* a request line, as memcached's read check */
 #define MC_AUTH_MAX	256	/* bytes of "user[:store] secret" */
 
@@ -18,6 +20,9 @@ enum mc_verb {
 	MV_SET, MV_ADD, MV_REPLACE, MV_APPEND, MV_PREPEND, MV_CAS,
 	MV_DELETE, MV_INCR, MV_DECR, MV_TOUCH, MV_FLUSH_ALL, MV_VERBOSITY,
 	MV_STATS, MV_VERSION, MV_QUIT,
+	MV_MG, MV_MS, MV_MD, MV_MA, MV_MN, MV_ME,	/* the meta commands */
+	MV_LRU_CRAWLER,
+	MV_BINARY,		/* a binary-protocol header: answered, closed */
 	MV_AUTH,		/* before login: memcached -Y's credentials set */
 	MV_UNAUTH		/* before login: anything else */
 };
@@ -37,6 +42,45 @@ struct mc_parser {
 	int		 in_get;
 	enum mc_verb	 get_verb;
 	uint64_t	 get_tokens;	/* after the verb, gat's exptime included */
+};
+
+/* "stats <what>" */
+enum mc_stats {
+	MS_GENERAL = 0, MS_ITEMS, MS_SLABS, MS_SETTINGS, MS_SIZES, MS_CONNS,
+	MS_DETAIL_ON, MS_DETAIL_OFF, MS_DETAIL_DUMP, MS_RESET, MS_CACHEDUMP
+};
+
+/* "lru_crawler <what>" */
+enum mc_crawler {
+	MC_CRAWL_METADUMP = 1, MC_CRAWL_NOOP	/* crawl, enable, sleep...: OK */
+};
+
+#define MC_META_MAX	24	/* tokens of a meta line, as memcached's */
+#define MC_OPAQUE_MAX	32
+#define MC_BIN_HEADER	24	/* a binary-protocol request header */
+
+/*
+ * A meta command's flags, as memcached's _meta_flag_preparse() reads them:
+ * every flag letter once, those with a token parsed and checked.
+ */
+struct mc_meta {
+	char		 order[MC_META_MAX];	/* flag letters, as sent */
+	size_t		 nflags;
+	uint64_t	 seen;		/* mc_meta_has() */
+	const char	*opaque;	/* O: the token, 'O' and all */
+	size_t		 olen;
+	int		 binary;	/* b: the key was base64 */
+	int32_t		 ttl;		/* T */
+	int32_t		 vivify;	/* N */
+	int32_t		 recache;	/* R */
+	uint64_t	 cas;		/* C */
+	uint32_t	 flags;		/* F */
+	char		 mode;		/* M */
+	uint64_t	 initial;	/* J */
+	uint64_t	 delta;		/* D, 1 when absent */
+	const char	*raw;		/* the key as sent (me shows it) */
+	size_t		 rawlen;
+	char		 key[KV_KEY_MAX];	/* a b key, decoded */
 };
 
 struct mc_limits {
@@ -60,6 +104,12 @@ struct mc_request {
 	const char	*data;		/* storage: vlen bytes, then CRLF */
 	int		 too_large;	/* storage: data over the limit, dropped */
 	int		 bad_chunk;	/* storage: the data's CRLF is missing */
+	struct mc_meta	 meta;		/* mg, ms, md, ma, me */
+	enum mc_stats	 stats;
+	int		 crawler;	/* enum mc_crawler */
+	uint64_t	 classes;	/* metadump: bit n-1 for class n */
+	uint32_t	 dump_class;	/* stats cachedump <class> <limit> */
+	uint32_t	 dump_limit;
 	size_t		 consumed;	/* bytes of the buffer done with */
 	uint64_t	 discard;	/* then this many more, as they come */
 	int		 skip_line;	/* then up to and with the next LF */
@@ -68,5 +118,7 @@ struct mc_request {
 int	mc_parse(struct mc_parser *, const char *buf, size_t len,
 	    const struct mc_limits *, struct mc_request *);
 int	mc_key_ok(const char *p, size_t len);
+int	mc_meta_has(const struct mc_meta *, int flag);
+size_t	mc_base64(const char *p, size_t len, char *out, size_t outlen);
 
 #endif

@@ -22,15 +22,15 @@
 #include "conn.h"
 #include "kvstore.h"
 #include "mcparse.h"
+#include "mcproto.h"
 
 /*
- * The protocol level this listener implements, and so what it claims: 1.6
- * answers "version" and "quit" whatever tokens follow them, and memccapable
- * checks exactly that when VERSION says 1.6 or later.  The "+kvstore" part
- * is semver build metadata: clients that parse major.minor.micro (libmemcached
- * stops at the '+') see 1.6.18, people see which server answered.
+ * MC_VERSION (mcproto.h) is the protocol level this listener implements, and
+ * so what it claims: 1.6 answers "version" and "quit" whatever tokens follow
+ * them, and memccapable checks exactly that when VERSION says 1.6 or later.
+ * It is plain 1.6.18 because clients parse it: the node client read
+ * "1.6.18+kvstore.1.0.0" as 1.0.0.  "stats" shows kvstore_version.
  */
-#define MC_VERSION	"1.6.18+kvstore." KV_VERSION
 #define MC_REL_MAX	2592000	/* an exptime up to 30 days is relative */
 
 const char *const mc_lines[EV_COUNT] = {
@@ -52,6 +52,9 @@ static const char *const verb_name[] = {
 	[MV_PREPEND] = "prepend", [MV_CAS] = "cas", [MV_DELETE] = "delete",
 	[MV_INCR] = "incr", [MV_DECR] = "decr", [MV_TOUCH] = "touch",
 	[MV_FLUSH_ALL] = "flush_all", [MV_STATS] = "stats",
+	[MV_MG] = "mg", [MV_MS] = "ms", [MV_MD] = "md", [MV_MA] = "ma",
+	[MV_MN] = "mn", [MV_ME] = "me", [MV_LRU_CRAWLER] = "lru_crawler",
+	[MV_BINARY] = "binary",
 };
 
 static const enum store_mode update_mode[] = {
@@ -73,41 +76,44 @@ static const char *const store_replies[] = {
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void
-reply_always(struct conn *c, const char *line)
+void
+mc_reply_always(struct conn *c, const char *line)
 {
 	buf_appendstr(&c->ob, line);
 	buf_append(&c->ob, "\r\n", 2);
 }
 
-/* A reply that "noreply" silences, errors included, as in memcached. */
-static void
-reply(struct conn *c, const struct mc_request *r, const char *line)
+/*
+ * A reply that "noreply" silences, errors included, as in memcached; a
+ * meta command's q silences its nominal replies only, never an error.
+ */
+void
+mc_reply(struct conn *c, const struct mc_request *r, const char *line)
 {
-	if (!r->noreply)
-		reply_always(c, line);
+	if (!r->noreply || (r->verb >= MV_MG && r->verb <= MV_ME))
+		mc_reply_always(c, line);
 }
 
 /*
  * The command layer's refusals, the same for every command: 1 if rc was
  * one and has been answered.
  */
-static int
-refused(struct conn *c, const struct mc_request *r, int rc)
+int
+mc_refused(struct conn *c, const struct mc_request *r, int rc)
 {
 	switch (rc) {
 	case CR_GONE:
-		reply_always(c, "SERVER_ERROR account removed");
+		mc_reply_always(c, "SERVER_ERROR account removed");
 		c->closing = 1;
 		return 1;
 	case CR_DENIED:
-		reply(c, r, "CLIENT_ERROR denied not a manager");
+		mc_reply(c, r, "CLIENT_ERROR denied not a manager");
 		return 1;
 	case CR_NO_TARGET:
-		reply(c, r, "CLIENT_ERROR denied no such user");
+		mc_reply(c, r, "CLIENT_ERROR denied no such user");
 		return 1;
 	case CR_LOGIN_REQUIRED:
-		reply_always(c, "CLIENT_ERROR unauthenticated");
+		mc_reply_always(c, "CLIENT_ERROR unauthenticated");
 		return 1;
 	default:
 		return 0;
@@ -118,8 +124,8 @@ refused(struct conn *c, const struct mc_request *r, int rc)
  * memcached's exptime: 0 never; up to 30 days, seconds from now; more, a Unix
  * time; negative, already expired (1 is a Unix time long past).
  */
-static uint32_t
-abs_exptime(int32_t e)
+uint32_t
+mc_abs_exptime(int32_t e)
 {
 	if (e == 0)
 		return 0;
@@ -147,12 +153,12 @@ do_auth(struct conn *c, const struct mc_request *r)
 	int rc;
 
 	if (r->verb == MV_UNAUTH) {
-		reply_always(c, "CLIENT_ERROR unauthenticated");
+		mc_reply_always(c, "CLIENT_ERROR unauthenticated");
 		return;
 	}
 	if (r->too_large) {
 		cmd_auth_failure(&c->cl);
-		reply_always(c, "CLIENT_ERROR authentication failure");
+		mc_reply_always(c, "CLIENT_ERROR authentication failure");
 		return;
 	}
 	colon = memchr(r->key, ':', r->klen);
@@ -171,20 +177,20 @@ mc_login_done(struct conn *c, int rc)
 {
 	switch (rc) {
 	case CR_OK:
-		reply_always(c, "STORED");
+		mc_reply_always(c, "STORED");
 		break;
 	case CR_DENIED:
-		reply_always(c, "CLIENT_ERROR denied not a manager");
+		mc_reply_always(c, "CLIENT_ERROR denied not a manager");
 		break;
 	case CR_NO_TARGET:
-		reply_always(c, "CLIENT_ERROR denied no such user");
+		mc_reply_always(c, "CLIENT_ERROR denied no such user");
 		break;
 	case CR_LOGIN_BUSY:
-		reply_always(c, "SERVER_ERROR busy login in progress from this "
+		mc_reply_always(c, "SERVER_ERROR busy login in progress from this "
 		    "address");
 		break;
 	default:
-		reply_always(c, "CLIENT_ERROR authentication failure");
+		mc_reply_always(c, "CLIENT_ERROR authentication failure");
 		break;
 	}
 }
@@ -216,7 +222,7 @@ get_start(struct conn *c, const struct mc_request *r)
 	m->get_active = 1;
 	m->get_cas = r->verb == MV_GETS || r->verb == MV_GATS;
 	m->get_touch = r->verb == MV_GAT || r->verb == MV_GATS;
-	m->get_exptime = abs_exptime(r->exptime);
+	m->get_exptime = mc_abs_exptime(r->exptime);
 	m->get_flushed = 0;
 	m->get_denied = 0;
 	m->get_mark = buf_avail(&c->ob);	/* ob may be compacted: relative */
@@ -259,14 +265,14 @@ get_end(struct conn *c, const struct mc_request *r, const char *error)
 		 * back and memcached's error replaces them. */
 		if (!m->get_flushed && m->get_mark <= buf_avail(&c->ob))
 			c->ob.len = c->ob.off + m->get_mark;
-		reply_always(c, error);
+		mc_reply_always(c, error);
 	} else if (m->get_denied) {
 		/* Answered as the caller's role now allows. */
-		if (!refused(c, r, m->get_denied))
-			reply_always(c, "SERVER_ERROR store error");
+		if (!mc_refused(c, r, m->get_denied))
+			mc_reply_always(c, "SERVER_ERROR store error");
 	} else
 		/* "get" alone is memcached's ERROR; "gat 10" alone: END. */
-		reply_always(c, r->ntokens == 0 ? "ERROR" : "END");
+		mc_reply_always(c, r->ntokens == 0 ? "ERROR" : "END");
 	m->get_active = 0;
 	cmd_end(&c->cl);
 }
@@ -284,27 +290,27 @@ do_update(struct conn *c, const struct mc_request *r)
 		 * unlinks it too). */
 		if (r->verb == MV_SET)
 			(void)cmd_del(&c->cl, r->key, r->klen);
-		reply(c, r, "SERVER_ERROR object too large for cache");
+		mc_reply(c, r, "SERVER_ERROR object too large for cache");
 		return;
 	}
 	if (r->bad_chunk) {
-		reply(c, r, "CLIENT_ERROR bad data chunk");
+		mc_reply(c, r, "CLIENT_ERROR bad data chunk");
 		return;
 	}
 	memset(&w, 0, sizeof(w));
 	w.mode = update_mode[r->verb];
 	w.flags = r->flags;
-	w.exptime = abs_exptime(r->exptime);
+	w.exptime = mc_abs_exptime(r->exptime);
 	w.cas = r->cas;
 	rc = cmd_put(&c->cl, r->key, r->klen, r->data, r->vlen, &w, NULL);
-	if (refused(c, r, rc))
+	if (mc_refused(c, r, rc))
 		return;
 	if (r->verb == MV_SET && (rc == CR_FULL || rc == CR_QUOTA ||
 	    rc == CR_TOO_LARGE))
 		(void)cmd_del(&c->cl, r->key, r->klen);
 	if (rc < 0 || rc > CR_ERROR || store_replies[rc] == NULL)
 		rc = CR_ERROR;
-	reply(c, r, store_replies[rc]);
+	mc_reply(c, r, store_replies[rc]);
 }
 
 /* ---- the other commands ------------------------------------------------- */
@@ -318,74 +324,27 @@ do_arith(struct conn *c, const struct mc_request *r)
 
 	rc = cmd_arith(&c->cl, r->key, r->klen, r->verb == MV_INCR, r->delta,
 	    &result);
-	if (refused(c, r, rc))
+	if (mc_refused(c, r, rc))
 		return;
 	switch (rc) {
 	case CR_OK:
 		snprintf(num, sizeof(num), "%" PRIu64, result);
-		reply(c, r, num);
+		mc_reply(c, r, num);
 		break;
 	case CR_NOT_FOUND:
-		reply(c, r, "NOT_FOUND");
+		mc_reply(c, r, "NOT_FOUND");
 		break;
 	case CR_NOT_NUMBER:
-		reply(c, r, "CLIENT_ERROR cannot increment or decrement "
+		mc_reply(c, r, "CLIENT_ERROR cannot increment or decrement "
 		    "non-numeric value");
 		break;
 	case CR_FULL:
-		reply(c, r, "SERVER_ERROR out of memory");
+		mc_reply(c, r, "SERVER_ERROR out of memory");
 		break;
 	default:
-		reply(c, r, "SERVER_ERROR store error");
+		mc_reply(c, r, "SERVER_ERROR store error");
 		break;
 	}
-}
-
-/* memcached's names where one fits; the acting store's items and bytes. */
-static void
-do_stats(struct conn *c, const struct mc_request *r)
-{
-	struct store_stats ss;
-	struct user_view v;
-	time_t now = time(NULL);
-	int rc;
-
-	if (refused(c, r, rc = cmd_stats(&c->cl, &ss, &v)))
-		return;
-	if (rc != CR_OK) {
-		reply_always(c, "SERVER_ERROR store error");
-		return;
-	}
-	buf_printf(&c->ob,
-	    "STAT pid %ld\r\n"
-	    "STAT uptime %" PRId64 "\r\n"
-	    "STAT time %" PRId64 "\r\n"
-	    "STAT version %s\r\n"
-	    "STAT pointer_size %d\r\n"
-	    "STAT curr_connections %" PRIu64 "\r\n"
-	    "STAT total_connections %" PRIu64 "\r\n"
-	    "STAT cmd_get %" PRIu64 "\r\n"
-	    "STAT cmd_set %" PRIu64 "\r\n"
-	    "STAT get_hits %" PRIu64 "\r\n"
-	    "STAT get_misses %" PRIu64 "\r\n"
-	    "STAT delete_hits %" PRIu64 "\r\n"
-	    "STAT auth_errors %" PRIu64 "\r\n"
-	    "STAT curr_items %" PRIu64 "\r\n"
-	    "STAT bytes %" PRIu64 "\r\n"
-	    "STAT limit_maxbytes %" PRIu64 "\r\n"
-	    "STAT evictions 0\r\n"
-	    "STAT kvstore_user %s\r\n"
-	    "STAT kvstore_items %" PRIu64 "\r\n"
-	    "STAT kvstore_bytes_used %" PRIu64 "\r\n"
-	    "STAT kvstore_bytes_free %" PRIu64 "\r\n"
-	    "STAT kvstore_value_max %" PRIu32 "\r\n"
-	    "END\r\n",
-	    (long)getpid(), (int64_t)now - ss.created, (int64_t)now,
-	    MC_VERSION, (int)(sizeof(void *) * 8), ss.curr_connections,
-	    ss.total_connections, ss.hits + ss.misses, ss.puts, ss.hits,
-	    ss.misses, ss.dels, ss.auth_failures, v.keys, v.bytes,
-	    ss.bytes_limit, v.name, ss.items, ss.bytes_used, ss.bytes_free,
-	    ss.value_max);
 }
 
 /* A complete request other than a retrieval line. */
@@ -396,18 +355,21 @@ do_request(struct conn *c, const struct mc_request *r)
 
 	switch (r->verb) {
 	case MV_VERSION:
-		reply_always(c, "VERSION " MC_VERSION);
+		mc_reply_always(c, "VERSION " MC_VERSION);
+		return;
+	case MV_BINARY:
+		mc_binary(c, r);
 		return;
 	case MV_QUIT:
 		c->closing = 1;
 		return;
 	case MV_VERBOSITY:
 		/* Accepted and ignored: kvstored's log level is its -v. */
-		reply(c, r, "OK");
+		mc_reply(c, r, "OK");
 		return;
 	case MV_FLUSH_ALL:
 		if (r->exptime > 0) {
-			reply(c, r, "CLIENT_ERROR flush_all with a delay is "
+			mc_reply(c, r, "CLIENT_ERROR flush_all with a delay is "
 			    "not supported");
 			return;
 		}
@@ -423,29 +385,36 @@ do_request(struct conn *c, const struct mc_request *r)
 		break;
 	case MV_DELETE:
 		rc = cmd_del(&c->cl, r->key, r->klen);
-		if (!refused(c, r, rc))
-			reply(c, r, rc == CR_OK ? "DELETED" : "NOT_FOUND");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, rc == CR_OK ? "DELETED" : "NOT_FOUND");
 		break;
 	case MV_INCR:
 	case MV_DECR:
 		do_arith(c, r);
 		break;
 	case MV_TOUCH:
-		rc = cmd_touch(&c->cl, r->key, r->klen, abs_exptime(r->exptime),
+		rc = cmd_touch(&c->cl, r->key, r->klen, mc_abs_exptime(r->exptime),
 		    NULL, NULL);
-		if (!refused(c, r, rc))
-			reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
 		break;
 	case MV_FLUSH_ALL:
 		rc = cmd_flush(&c->cl);
-		if (!refused(c, r, rc))
-			reply(c, r, "OK");
+		if (!mc_refused(c, r, rc))
+			mc_reply(c, r, "OK");
 		break;
 	case MV_STATS:
-		do_stats(c, r);
+		mc_stats(c, r);
+		break;
+	case MV_LRU_CRAWLER:
+		mc_crawler(c, r);
+		break;
+	case MV_MG: case MV_MS: case MV_MD: case MV_MA: case MV_MN:
+	case MV_ME:
+		mc_meta(c, r);
 		break;
 	default:
-		reply_always(c, "ERROR");
+		mc_reply_always(c, "ERROR");
 		break;
 	}
 	cmd_end(&c->cl);
@@ -465,12 +434,17 @@ mc_batch(struct conn *c)
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX) {
-			rc = buf_avail(&c->ib) > 0 ? 1 : 0;
+			rc = buf_avail(&c->ib) > 0 || m->dump ? 1 : 0;
 			break;
 		}
 		if (turn++ == CONN_TURN * 4) {	/* keys of a get count too */
-			rc = buf_avail(&c->ib) > 0 ? 2 : 0;
+			rc = buf_avail(&c->ib) > 0 || m->dump ? 2 : 0;
 			break;
+		}
+		if (m->dump) {
+			/* A listing goes on before the next request. */
+			(void)mc_dump_step(c);
+			continue;
 		}
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
 			break;
@@ -490,12 +464,12 @@ mc_batch(struct conn *c)
 		case MCP_MORE:
 			goto out;
 		case MCP_CLOSE:
-			reply_always(c, r.error);
+			mc_reply_always(c, r.error);
 			c->closing = 1;
 			break;
 		case MCP_ERROR:
 			if (r.error_always || !r.noreply)
-				reply_always(c, r.error);
+				mc_reply_always(c, r.error);
 			c->requests++;
 			break;
 		case MCP_GET_ERROR:
@@ -510,7 +484,10 @@ mc_batch(struct conn *c)
 			c->requests++;
 			break;
 		case MCP_REQUEST:
-			if (!lim.logged_in) {
+			if (r.verb == MV_BINARY) {
+				mc_binary(c, &r);
+				c->requests++;
+			} else if (!lim.logged_in) {
 				do_auth(c, &r);
 				c->requests++;
 				if (c->paused)

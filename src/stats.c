@@ -28,6 +28,18 @@ store_stats(struct store *st, struct store_stats *out)
 		out->misses += s->misses;
 		out->puts += s->puts;
 		out->dels += s->dels;
+		out->delete_misses += s->delete_misses;
+		out->touch_hits += s->touch_hits;
+		out->touch_misses += s->touch_misses;
+		out->incr_hits += s->incr_hits;
+		out->incr_misses += s->incr_misses;
+		out->decr_hits += s->decr_hits;
+		out->decr_misses += s->decr_misses;
+		out->cas_hits += s->cas_hits;
+		out->cas_misses += s->cas_misses;
+		out->cas_badval += s->cas_badval;
+		out->reclaimed += s->reclaimed;
+		out->no_memory += s->no_memory;
 	}
 	for (i = 0; i < h->nslots; i++)
 		if (LOAD(&slots[i].pid) != 0)
@@ -37,6 +49,7 @@ store_stats(struct store *st, struct store_stats *out)
 	    out->bytes_limit - out->bytes_used : 0;
 	out->total_connections = LOAD(&h->total_connections);
 	out->auth_failures = LOAD(&h->auth_failures);
+	out->rejected_connections = LOAD(&h->rejected);
 	out->value_max = h->value_max;
 	out->created = h->created;
 }
@@ -51,4 +64,40 @@ void
 store_note_auth_failure(struct store *st)
 {
 	__atomic_add_fetch(&st->hdr->auth_failures, 1, __ATOMIC_RELAXED);
+}
+
+/* A connection turned away at a limit (-c, -H, -U). */
+void
+store_note_rejected(struct store *st)
+{
+	__atomic_add_fetch(&st->hdr->rejected, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The size classes, for memcached's "stats slabs": chunk size, pages
+ * carved for the class so far (the page map), chunks left unhanded in the
+ * class's current page.  Read without the alloc lock: a moment stale.
+ */
+uint32_t
+store_classes(struct store *st, struct store_class *out, uint32_t max)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t i, n = h->nclasses < max ? h->nclasses : max, p, cls;
+
+	for (i = 0; i < n; i++) {
+		struct kv_class *c = &h->classes[i];
+		uint32_t bump = LOAD(&c->bump), end = LOAD(&c->bump_end);
+
+		out[i].size = c->size;
+		out[i].chunks_per_page = h->page_size / c->size;
+		out[i].pages = 0;
+		out[i].unused = bump != 0 && end > bump ?
+		    (end - bump) / (c->size / KV_ITEM_ALIGN) : 0;
+	}
+	for (p = 0; p < h->npages; p++) {
+		cls = LOAD(&pagemap(st)[p]);
+		if (cls >= 1 && cls <= n)
+			out[cls - 1].pages++;
+	}
+	return n;
 }

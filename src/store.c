@@ -411,11 +411,12 @@ store_get(struct store *st, uint32_t user, const void *key, size_t klen,
 	f.stripe->hits++;
 	view_of(f.item, &v);
 	visit(ctx, &v);
+	note_access(f.item, now);
 	unlock_found(st, &f);
 	return ST_OK;
 }
 
-static int
+int
 over_quota(struct store *st, uint32_t user, const struct store_write *w,
     int64_t dkeys, int64_t dbytes)
 {
@@ -442,6 +443,7 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	size_t alen = vlen, blen = 0, need;
 	uint32_t ref = 0, flags = w->flags, exptime = w->exptime;
 	uint32_t now = (uint32_t)time(NULL);
+	uint8_t meta = w->meta;
 	int cls, rc;
 
 	if (klen == 0 || klen > KV_KEY_MAX)
@@ -464,9 +466,15 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 			goto out;
 		}
 		break;
-	case W_REPLACE:
 	case W_APPEND:
 	case W_PREPEND:
+		if (old != NULL && w->cas_check && w->cas != 0 &&
+		    old->cas != w->cas) {
+			rc = ST_EXISTS;
+			goto out;
+		}
+		/* FALLTHROUGH */
+	case W_REPLACE:
 		if (old == NULL) {
 			rc = ST_NOT_STORED;
 			goto out;
@@ -474,18 +482,27 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		break;
 	case W_CAS:
 		if (old == NULL) {
+			f.stripe->cas_misses++;
 			rc = ST_NOT_FOUND;
 			goto out;
 		}
-		if (old->cas != w->cas) {
+		if (old->cas != w->cas && !(w->stale_ok && w->cas < old->cas)) {
+			f.stripe->cas_badval++;
 			rc = ST_EXISTS;
 			goto out;
 		}
+		if (old->cas != w->cas) {
+			/* memcached's ms I: stored, but stale, keeping the
+			 * expiry and whether a recache was already won. */
+			exptime = old->exptime;
+			meta |= ITEM_META_STALE | (old->pad & ITEM_META_WON);
+		}
+		f.stripe->cas_hits++;
 		break;
 	case W_SET:
 		break;
 	}
-	if (w->mode == W_APPEND || w->mode == W_PREPEND) {
+	if ((w->mode == W_APPEND || w->mode == W_PREPEND) && old != NULL) {
 		/* The item keeps its flags and expiry, as in memcached. */
 		if ((size_t)old->vlen + vlen > st->hdr->value_max) {
 			rc = ST_TOO_LARGE;
@@ -514,10 +531,14 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		rc = ST_QUOTA;
 		goto out;
 	}
-	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK)
+	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK) {
+		if (rc == ST_FULL)
+			f.stripe->no_memory++;
 		goto out;
+	}
 	fill(st, ref, user, f.hash, key, klen, a, alen, b, blen, flags,
 	    exptime);
+	item_at(st, ref)->pad = meta;
 	if (store_test_hold != NULL)
 		store_test_hold();
 	/* Checked again at the commit: the stripe was held all along, but
@@ -554,7 +575,8 @@ store_del(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		f.stripe->dels++;
 		publish(st, &f, user, 0);
 		rc = ST_OK;
-	}
+	} else
+		f.stripe->delete_misses++;
 	unlock_found(st, &f);
 	return rc;
 }
@@ -574,16 +596,21 @@ store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	}
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
+		f.stripe->touch_misses++;
 		unlock_found(st, &f);
 		return ST_NOT_FOUND;
 	}
+	f.stripe->touch_hits++;
 	/* One aligned word: a reader sees the old or the new expiry. */
 	STORE(&f.item->exptime, exptime);
 	if (exptime != 0 && exptime <= now)
 		publish(st, &f, user, 0);
-	else if (visit != NULL) {
-		view_of(f.item, &v);
-		visit(ctx, &v);
+	else {
+		if (visit != NULL) {
+			view_of(f.item, &v);
+			visit(ctx, &v);
+		}
+		note_access(f.item, now);
 	}
 	unlock_found(st, &f);
 	return ST_OK;
@@ -627,9 +654,17 @@ store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	}
 	reap_expired(st, &f, user, now);
 	if ((old = f.item) == NULL) {
+		if (incr)
+			f.stripe->incr_misses++;
+		else
+			f.stripe->decr_misses++;
 		rc = ST_NOT_FOUND;
 		goto out;
 	}
+	if (incr)
+		f.stripe->incr_hits++;
+	else
+		f.stripe->decr_hits++;
 	if (parse_u64(old->data + old->klen, old->vlen, &v) == -1) {
 		rc = ST_NOT_NUMBER;
 		goto out;

@@ -58,7 +58,17 @@ struct store_write {
 	uint64_t	cas;		/* for W_CAS */
 	uint64_t	quota_keys;	/* 0 = unlimited */
 	uint64_t	quota_bytes;
+	/* memcached's meta set (ms); all 0 for the classic commands */
+	uint8_t		meta;		/* ITEM_META_* bits the item starts with */
+	int		stale_ok;	/* W_CAS: an older cas stores, marked stale */
+	int		cas_check;	/* W_APPEND, W_PREPEND: cas must match */
 };
+
+/* memcached's per-item meta state (the item's pad byte). */
+#define ITEM_META_FETCHED	0x01	/* read since it was written */
+#define ITEM_META_WON		0x02	/* a recache win was handed out */
+#define ITEM_META_STALE		0x04	/* marked stale (md I, ms I) */
+#define ITEM_META_BINKEY	0x08	/* its key came base64-encoded */
 
 struct item_view {
 	const char	*key;
@@ -68,6 +78,64 @@ struct item_view {
 	uint32_t	 flags;
 	uint32_t	 exptime;
 	uint64_t	 cas;
+	uint32_t	 atime;		/* last access (or write), Unix time */
+	int		 fetched;	/* read since it was written */
+	uint8_t		 meta;		/* ITEM_META_* */
+	uint8_t		 cls;		/* size class, from 0 */
+	uint32_t	 size;		/* header, key and value bytes */
+};
+
+/*
+ * memcached's meta get (mg), one atomic step under the stripe lock.  The
+ * visit sees the item as it was before the request (exptime, atime,
+ * fetched), with the out fields already set.
+ */
+struct store_mget {
+	int		 touch;		/* T: set the expiry */
+	uint32_t	 touch_exp;
+	int		 vivify;	/* N: a miss makes an empty item */
+	uint32_t	 viv_exp;
+	int		 recache;	/* R: win when exptime < recache_exp */
+	uint32_t	 recache_exp;
+	int		 touch_first;	/* T came before R in the request */
+	int		 viv_last;	/* N came after T */
+	int		 no_bump;	/* u, and me: fetched, atime unchanged */
+	uint64_t	 quota_keys, quota_bytes;	/* for N's item */
+	/* out */
+	int		 created;	/* N made the item */
+	int		 won;		/* W */
+	int		 token_sent;	/* Z: another client won before */
+	int		 stale;		/* X */
+	uint32_t	 exptime;	/* after the request */
+};
+
+/* memcached's meta delete (md). */
+struct store_mdel {
+	int		 cas_check;	/* C */
+	uint64_t	 cas;
+	int		 stale;		/* I: mark stale, new cas, keep */
+	int		 touch;		/* T, with I only */
+	uint32_t	 touch_exp;
+};
+
+/* memcached's meta arithmetic (ma). */
+struct store_marith {
+	int		 incr;
+	uint64_t	 delta;
+	int		 cas_check;	/* C */
+	uint64_t	 cas;
+	int		 vivify;	/* N: a miss creates initial */
+	uint32_t	 viv_exp;
+	uint64_t	 initial;	/* J */
+	int		 touch;		/* T: on success, set the expiry */
+	uint32_t	 touch_exp;
+	int		 viv_last;	/* N came after T: its expiry wins */
+	uint64_t	 quota_keys, quota_bytes;
+	/* out */
+	uint64_t	 value;
+	uint64_t	 new_cas;
+	uint32_t	 exp_before;	/* the expiry before T and N */
+	int		 created;
 };
 
 /* Called with the stripe locked: copy what is needed, do not block. */
@@ -76,6 +144,10 @@ typedef void	(*store_visit)(void *ctx, const struct item_view *);
 struct store_stats {
 	uint64_t	items, bytes_used, bytes_free, bytes_limit;
 	uint64_t	hits, misses, puts, dels;
+	uint64_t	delete_misses, touch_hits, touch_misses;
+	uint64_t	incr_hits, incr_misses, decr_hits, decr_misses;
+	uint64_t	cas_hits, cas_misses, cas_badval, reclaimed, no_memory;
+	uint64_t	rejected_connections;
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
 	int64_t		created;
@@ -132,12 +204,24 @@ int	 store_arith(struct store *, uint32_t user, uint32_t gen,
 	    const void *key, size_t klen, int incr, uint64_t delta,
 	    uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
+int	 store_mget(struct store *, uint32_t user, const void *key,
+	    size_t klen, struct store_mget *, store_visit, void *ctx);
+int	 store_mdel(struct store *, uint32_t user, const void *key,
+	    size_t klen, const struct store_mdel *);
+int	 store_marith(struct store *, uint32_t user, const void *key,
+	    size_t klen, struct store_marith *);
 int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
 	    uint32_t max_stripes, store_visit, void *ctx);
 uint32_t store_stripes(const struct store *);
 void	 store_stats(struct store *, struct store_stats *);
 void	 store_note_connection(struct store *);
 void	 store_note_auth_failure(struct store *);
+void	 store_note_rejected(struct store *);
+/* Size classes: chunk bytes, pages carved, chunks never handed out. */
+struct store_class {
+	uint32_t	size, pages, chunks_per_page, unused;
+};
+uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
 
 /* User slots: mechanism only; roles and secrets mean something in auth.c. */

@@ -121,6 +121,9 @@ void	 unlock_found(struct store *, struct found *);
 void	 publish(struct store *, struct found *, uint32_t user,
 	    uint32_t newref);
 void	 view_of(const struct kv_item *, struct item_view *);
+void	 note_access(struct kv_item *, uint32_t now);
+int	 over_quota(struct store *, uint32_t user, const struct store_write *,
+	    int64_t dkeys, int64_t dbytes);
 void	 reap_expired(struct store *, struct found *, uint32_t user,
 	    uint32_t now);
 void	 fill(struct store *, uint32_t ref, uint32_t user, uint32_t hash,

@@ -74,14 +74,12 @@ g_hit() {
 
 # g_prelogin CMD: the replies of a connection that is not logged in (its
 # login was refused) to CMD's request: a set is a login attempt whose data
-# is no "user secret"; another storage command is refused, and its data
-# line is read as one more command; the rest are refused.
+# is no "user secret"; another storage command is refused and its data
+# block dropped with it, so that the next request is read from the right
+# byte; the rest are refused.
 g_prelogin() {
 	case $1 in
 	set) echo "CLIENT_ERROR bad authentication token format" ;;
-	add | replace | append | prepend | cas)
-		printf 'CLIENT_ERROR unauthenticated\nCLIENT_ERROR unauthenticated'
-		;;
 	*) echo "CLIENT_ERROR unauthenticated" ;;
 	esac
 }

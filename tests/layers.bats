@@ -20,9 +20,11 @@ teardown() { kv_stop; }
 # store itself would bypass the role, quota and audit checks.
 @test "front-ends call no store function and do no I/O" {
 	local fe=("$TESTS_DIR"/../src/native.c "$TESTS_DIR"/../src/mcproto.c
-	    "$TESTS_DIR"/../src/mcparse.c "$TESTS_DIR"/../src/protocol.c)
+	    "$TESTS_DIR"/../src/mcparse.c "$TESTS_DIR"/../src/protocol.c
+	    "$TESTS_DIR"/../src/mcmeta.c "$TESTS_DIR"/../src/mcstats.c)
 
-	[ -f "${fe[0]}" ] && [ -f "${fe[1]}" ]
+	[ -f "${fe[0]}" ] && [ -f "${fe[1]}" ] && [ -f "${fe[4]}" ] &&
+	    [ -f "${fe[5]}" ]
 	run grep -nE '\bstore_[a-z_]+[[:space:]]*\(' "${fe[@]}"
 	assert_failure 1
 	assert_output ''
