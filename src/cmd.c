@@ -224,7 +224,8 @@ cmd_mget(struct client *c, const void *key, size_t klen,
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
 	quota_of(c, user, &m->quota_keys, &m->quota_bytes);
-	return result(store_mget(c->st, user, key, klen, m, visit, ctx));
+	return written(c, store_mget(c->st, user, acting_gen(c), key, klen, m,
+	    visit, ctx));
 }
 
 int
@@ -236,7 +237,7 @@ cmd_mdel(struct client *c, const void *key, size_t klen,
 
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
-	return result(store_mdel(c->st, user, key, klen, d));
+	return written(c, store_mdel(c->st, user, acting_gen(c), key, klen, d));
 }
 
 int
@@ -249,7 +250,8 @@ cmd_marith(struct client *c, const void *key, size_t klen,
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
 	quota_of(c, user, &a->quota_keys, &a->quota_bytes);
-	return result(store_marith(c->st, user, key, klen, a));
+	return written(c, store_marith(c->st, user, acting_gen(c), key, klen,
+	    a));
 }
 
 int

@@ -53,7 +53,8 @@ create(struct store *st, struct found *f, uint32_t user, const void *key,
 }
 
 int
-store_mget(struct store *st, uint32_t user, const void *key, size_t klen,
+store_mget(struct store *st, uint32_t user, uint32_t gen,
+    const void *key, size_t klen,
     struct store_mget *m, store_visit visit, void *ctx)
 {
 	struct found f;
@@ -66,6 +67,11 @@ store_mget(struct store *st, uint32_t user, const void *key, size_t klen,
 	if (klen == 0 || klen > KV_KEY_MAX)
 		return ST_ERROR;
 	find_locked(st, user, key, klen, &f);
+	/* The account acted on, checked under the stripe (see store_put). */
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
 		f.stripe->misses++;
@@ -123,7 +129,8 @@ store_mget(struct store *st, uint32_t user, const void *key, size_t klen,
 }
 
 int
-store_mdel(struct store *st, uint32_t user, const void *key, size_t klen,
+store_mdel(struct store *st, uint32_t user, uint32_t gen,
+    const void *key, size_t klen,
     const struct store_mdel *d)
 {
 	struct found f;
@@ -134,6 +141,11 @@ store_mdel(struct store *st, uint32_t user, const void *key, size_t klen,
 	if (klen == 0 || klen > KV_KEY_MAX)
 		return ST_ERROR;
 	find_locked(st, user, key, klen, &f);
+	/* The account acted on, checked under the stripe (see store_put). */
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if ((it = f.item) == NULL) {
 		f.stripe->delete_misses++;
@@ -192,7 +204,8 @@ arith_exptime(const struct store_marith *a, uint32_t e)
 }
 
 int
-store_marith(struct store *st, uint32_t user, const void *key, size_t klen,
+store_marith(struct store *st, uint32_t user, uint32_t gen,
+    const void *key, size_t klen,
     struct store_marith *a)
 {
 	struct found f;
@@ -207,6 +220,11 @@ store_marith(struct store *st, uint32_t user, const void *key, size_t klen,
 	if (klen == 0 || klen > KV_KEY_MAX)
 		return ST_ERROR;
 	find_locked(st, user, key, klen, &f);
+	/* The account acted on, checked under the stripe (see store_put). */
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if ((old = f.item) == NULL) {
 		if (!a->vivify) {

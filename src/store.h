@@ -204,12 +204,13 @@ int	 store_arith(struct store *, uint32_t user, uint32_t gen,
 	    const void *key, size_t klen, int incr, uint64_t delta,
 	    uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
-int	 store_mget(struct store *, uint32_t user, const void *key,
-	    size_t klen, struct store_mget *, store_visit, void *ctx);
-int	 store_mdel(struct store *, uint32_t user, const void *key,
-	    size_t klen, const struct store_mdel *);
-int	 store_marith(struct store *, uint32_t user, const void *key,
-	    size_t klen, struct store_marith *);
+int	 store_mget(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, struct store_mget *, store_visit,
+	    void *ctx);
+int	 store_mdel(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, const struct store_mdel *);
+int	 store_marith(struct store *, uint32_t user, uint32_t gen,
+	    const void *key, size_t klen, struct store_marith *);
 int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
 	    uint32_t max_stripes, store_visit, void *ctx);
 uint32_t store_stripes(const struct store *);
