@@ -22,7 +22,7 @@
 #include "kvstore.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	3
+#define KV_LAYOUT_VERSION	4
 #define KV_CLASSES_MAX		64
 #define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
@@ -103,6 +103,13 @@ struct kv_user {
 	uint32_t	fails;		/* failed logins in a row */
 	uint32_t	pad3;
 	int64_t		last_fail;
+	/*
+	 * memcached's flush_all with a delay, per store: at flush_at (0 =
+	 * none pending) the store's cas sequence is read into flush_cas, and
+	 * its items with a cas up to that are absent (store.c's flush_mark()).
+	 */
+	int64_t		flush_at;
+	uint64_t	flush_cas;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
 };
 

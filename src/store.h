@@ -117,6 +117,7 @@ int	 store_touch(struct store *, uint32_t user, const void *key,
 int	 store_arith(struct store *, uint32_t user, const void *key,
 	    size_t klen, int incr, uint64_t delta, uint64_t *result);
 int	 store_flush_user(struct store *, uint32_t user);
+int	 store_flush_items(struct store *, uint32_t user, int64_t when);
 int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
 	    uint32_t max_stripes, store_visit, void *ctx);
 uint32_t store_stripes(const struct store *);
@@ -138,6 +139,8 @@ int	 store_user_role(struct store *, uint32_t id, uint32_t gen);
 uint32_t store_user_count(struct store *);
 
 void	 store_user_list(struct store *,
+	    void (*)(void *, const struct user_view *), void *);
+int	 store_user_scan(struct store *, uint32_t *cursor, uint32_t max,
 	    void (*)(void *, const struct user_view *), void *);
 uint32_t store_user_fail(struct store *, uint32_t id, int reset);
 void	 store_set_users_file(struct store *, const char *);

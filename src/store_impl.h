@@ -123,6 +123,7 @@ void	 publish(struct store *, struct found *, uint32_t user,
 void	 view_of(const struct kv_item *, struct item_view *);
 void	 reap_expired(struct store *, struct found *, uint32_t user,
 	    uint32_t now);
+uint64_t flush_mark(struct store *, uint32_t user, uint32_t now);
 void	 fill(struct store *, uint32_t ref, uint32_t user, uint32_t hash,
 	    const void *key, size_t klen, const void *a, size_t alen,
 	    const void *b, size_t blen, uint32_t flags, uint32_t exptime);
