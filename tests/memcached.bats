@@ -7,6 +7,7 @@
 # Needs libmemcached-tools (memccapable, memccp, memccat, memcrm, memcstat,
 # memcaslap) and nutcracker; a test whose tool is missing is skipped.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 MC_PORT=
@@ -504,6 +505,34 @@ STORED
 OK
 OK
 END"
+}
+
+@test "flush_all with a delay from a manager: the store it chose, no other" {
+	local ctl=${KVSTORECTL:-$(dirname "$KVSTORED")/kvstorectl} as n
+	mc_start
+	run -0 kv -u bob put old b
+	run -0 kv -u alice put mine a
+	run -0 "$ctl" -s "$KV_SHM" promote alice
+	as=$(<"$(kv_secret alice)")
+	run bash -c "{ $(declare -f mc_login); mc_login alice:bob $as;
+	    printf 'flush_all 1\r\nget old\r\n'; } |
+	    timeout 10 nc -N 127.0.0.1 $MC_PORT | tr -d '\r'"
+	assert_output "STORED
+OK
+VALUE old 0 1
+b
+END"
+	for ((n = 0; n < 50; n++)); do
+		run kv -u bob get old
+		[[ $output == '' ]] && break
+		sleep 0.1
+	done
+	assert_output ''
+	run -0 kv -u alice get mine
+	assert_output a
+	run -0 kv -u bob put new n get new
+	assert_output n
+	grep -q 'user=alice role=manager action=flush_all target=bob' "$KV_LOG"
 }
 
 # ---- identity ----------------------------------------------------------------
