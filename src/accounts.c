@@ -59,6 +59,25 @@ store_user_list(struct store *st, void (*fn)(void *, const struct user_view *),
 			fn(ctx, &v);
 }
 
+/*
+ * Visit the active accounts among at most max slots from *cursor (a slot
+ * index, 0 to begin), so that a table of many accounts is listed in
+ * pieces.  Returns 1 with *cursor where the next call goes on, 0 at the end.
+ */
+int
+store_user_scan(struct store *st, uint32_t *cursor, uint32_t max,
+    void (*fn)(void *, const struct user_view *), void *ctx)
+{
+	struct user_view v;
+	uint32_t i;
+
+	for (i = *cursor; i < st->hdr->nusers && max > 0; i++, max--)
+		if (store_user_get(st, i + 1, &v) == ST_OK)
+			fn(ctx, &v);
+	*cursor = i < st->hdr->nusers ? i : 0;
+	return i < st->hdr->nusers;
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 uint32_t
@@ -128,6 +147,8 @@ store_user_create(struct store *st, const char *name, int role,
 	memcpy(u->name, name, strlen(name));
 	u->role = (uint32_t)role;
 	u->quota_keys = u->quota_bytes = 0;
+	/* A delayed flush of the slot's last owner is not this one's. */
+	STORE(&u->flush_at, 0);
 	set_hash(st, u, hash);
 	tx_set32(st, l, &u->state, USER_ACTIVE);
 	tx_commit(l);

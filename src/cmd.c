@@ -291,15 +291,16 @@ cmd_arith(struct client *c, const void *key, size_t klen, int incr,
 	    incr, delta, out));
 }
 
+/* The acting store's items stored before when become absent at when. */
 int
-cmd_flush(struct client *c)
+cmd_flush(struct client *c, int64_t when)
 {
 	uint32_t user;
 	int rc;
 
 	if ((rc = acting(c, NULL, 0, &user)) != CR_OK)
 		return rc;
-	return result(store_flush_user(c->st, user));
+	return result(store_flush_items(c->st, user, when));
 }
 
 /*
@@ -311,11 +312,43 @@ cmd_scan(struct client *c, uint32_t *cursor, uint32_t max_stripes,
     store_visit visit, void *ctx, int *more)
 {
 	uint32_t user;
-	int rc;
+	int rc, crossed = c->crossed;
 
 	if ((rc = acting(c, NULL, 0, &user)) != CR_OK)
 		return rc;
+	/* A walk of another's store is audited once, at its first piece:
+	 * a long walk must not flood the audit ring. */
+	if (*cursor != 0 && !crossed)
+		c->crossed = 0;
 	*more = store_scan(c->st, user, cursor, max_stripes, visit, ctx);
+	return CR_OK;
+}
+
+/*
+ * A piece of the list of accounts, for a manager only (the role read
+ * afresh): the stores it may use.  A guest is refused, and the refusal
+ * audited; a manager's listing is audited once, at its first piece, so a
+ * long walk does not flood the audit ring.
+ */
+int
+cmd_users(struct client *c, uint32_t *cursor, uint32_t max,
+    void (*fn)(void *, const struct user_view *), void *ctx, int *more)
+{
+	int role;
+
+	if (c->user == 0)
+		return CR_LOGIN_REQUIRED;
+	if ((role = store_user_role(c->st, c->user, c->gen)) < 0)
+		return CR_GONE;
+	c->role = role;
+	if (role != KV_ROLE_MANAGER) {
+		audit_denial(c, NULL, 0);
+		return CR_DENIED;
+	}
+	if (*cursor == 0)
+		audit(c->st, c->peer, c->name, role, c->verb ? c->verb : "-",
+		    "-", NULL, 0);
+	*more = store_user_scan(c->st, cursor, max, fn, ctx);
 	return CR_OK;
 }
 

@@ -141,7 +141,7 @@ int	cmd_touch(struct client *, const void *key, size_t klen,
 	    uint32_t exptime, store_visit, void *ctx);
 int	cmd_arith(struct client *, const void *key, size_t klen, int incr,
 	    uint64_t delta, uint64_t *result);
-int	cmd_flush(struct client *);
+int	cmd_flush(struct client *, int64_t when);	/* Unix time, 0 = now */
 /* memcached's meta commands: the store's atomic steps (store.h). */
 int	cmd_mget(struct client *, const void *key, size_t klen,
 	    struct store_mget *, store_visit, void *ctx);
@@ -151,6 +151,8 @@ int	cmd_marith(struct client *, const void *key, size_t klen,
 	    struct store_marith *);
 int	cmd_scan(struct client *, uint32_t *cursor, uint32_t max_stripes,
 	    store_visit, void *ctx, int *more);
+int	cmd_users(struct client *, uint32_t *cursor, uint32_t max,
+	    void (*)(void *, const struct user_view *), void *ctx, int *more);
 int	cmd_stats(struct client *, struct store_stats *, struct user_view *);
 int	cmd_classes(struct client *, struct store_class *, uint32_t max,
 	    uint32_t *n);

@@ -146,11 +146,47 @@ note_access(struct kv_item *it, uint32_t now)
 	__atomic_or_fetch(&it->pad, ITEM_META_FETCHED, __ATOMIC_RELAXED);
 }
 
-/* An expired item is absent; unlink it while we hold its stripe. */
+/*
+ * The cas up to which a user's items are flushed (store_flush_items()).
+ * A delayed flush that has come due is settled here, by the first access
+ * to the store at or after its time, before that access writes anything:
+ * the cas sequence read then is above every item stored before, and below
+ * every item stored after, since each write comes through here before it
+ * takes its cas.  Of two processes settling at once, the one whose
+ * compare-and-swap clears flush_at records its reading, taken before the
+ * swap; the other's (perhaps later) reading is dropped.
+ */
+uint64_t
+flush_mark(struct store *st, uint32_t user, uint32_t now)
+{
+	struct kv_user *u;
+	int64_t due;
+	uint64_t seq, old;
+
+	if (user == 0 || user > st->hdr->nusers)
+		return 0;
+	u = &users(st)[user - 1];
+	due = LOAD(&u->flush_at);
+	if (due != 0 && (int64_t)now >= due) {
+		seq = LOAD(&st->hdr->cas_seq);
+		if (CAS(&u->flush_at, due, 0)) {
+			old = LOAD(&u->flush_cas);
+			while (old < seq && !CAS(&u->flush_cas, old, seq))
+				;
+		}
+	}
+	return LOAD(&u->flush_cas);
+}
+
+/* An expired or flushed item is absent; unlink it while we hold its
+ * stripe. */
 void
 reap_expired(struct store *st, struct found *f, uint32_t user, uint32_t now)
 {
-	if (f->item != NULL && expired(f->item, now)) {
+	uint64_t mark = flush_mark(st, user, now);
+
+	if (f->item != NULL && (expired(f->item, now) ||
+	    f->item->cas <= mark)) {
 		f->stripe->reclaimed++;
 		publish(st, f, user, 0);
 		f->item = NULL;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -61,7 +62,9 @@ usage(void)
 	fprintf(stderr,
 	    "usage: kvstore [-p] [--password-file file] [-t seconds] "
 	    "[-u user] host port\n"
-	    "               [put key value | get key | del key | use user] ...\n");
+	    "               [put key value | get key | del key | use user |\n"
+	    "                keys pattern | users | incr key [n] | decr key [n] |\n"
+	    "                gets key | cas key cas value] ...\n");
 	exit(EXIT_USAGE);
 }
 
@@ -87,12 +90,31 @@ static const struct {
 	const char	*word;
 	enum verb	 verb;
 	int		 nargs;
+	int		 optnum;	/* a number may follow: incr k 5 */
+	int		 key;		/* the first argument is a key */
 } words[] = {
-	{ "put", CMD_PUT, 2 },
-	{ "get", CMD_GET, 1 },
-	{ "del", CMD_DEL, 1 },
-	{ "use", CMD_USE, 1 },
+	{ "put", CMD_PUT, 2, 0, 1 },
+	{ "get", CMD_GET, 1, 0, 1 },
+	{ "del", CMD_DEL, 1, 0, 1 },
+	{ "use", CMD_USE, 1, 0, 0 },
+	{ "keys", CMD_SCAN, 1, 0, 0 },
+	{ "users", CMD_USERS, 0, 0, 0 },
+	{ "incr", CMD_INCR, 1, 1, 1 },
+	{ "decr", CMD_DECR, 1, 1, 1 },
+	{ "gets", CMD_GETS, 1, 0, 1 },
+	{ "cas", CMD_CAS, 3, 0, 1 },
 };
+
+static int
+all_digits(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
 
 /* Split argv into commands; any mistake is a usage error, nothing sent. */
 static int
@@ -120,13 +142,22 @@ parse_commands(int argc, char **argv, struct command *cmds)
 		cmds[n].word = words[w].word;
 		cmds[n].args = argv + i + 1;
 		cmds[n].nargs = words[w].nargs;
-		if (strlen(cmds[n].args[0]) == 0 ||
-		    strlen(cmds[n].args[0]) > KV_KEY_MAX) {
+		/* A command word is never a number: "incr k 5 get k" is clear. */
+		if (words[w].optnum && i + 1 + cmds[n].nargs < argc &&
+		    all_digits(argv[i + 1 + cmds[n].nargs]))
+			cmds[n].nargs++;
+		if (words[w].key && (strlen(cmds[n].args[0]) == 0 ||
+		    strlen(cmds[n].args[0]) > KV_KEY_MAX)) {
 			fprintf(stderr, "kvstore: a key is 1 to %d bytes\n",
 			    KV_KEY_MAX);
 			return -1;
 		}
-		i += 1 + words[w].nargs;
+		if (cmds[n].verb == CMD_CAS && !all_digits(cmds[n].args[1])) {
+			fprintf(stderr, "kvstore: a cas value is a decimal "
+			    "number\n");
+			return -1;
+		}
+		i += 1 + cmds[n].nargs;
 		n++;
 	}
 	return n;
@@ -370,11 +401,101 @@ login_name(void)
 	return pw->pw_name;
 }
 
+/* A refusal that is not an ERR reply (EXISTS, say): as fail_on_error(). */
+static void
+refused(const char *fmt, const char *arg)
+{
+	if (conn.interactive) {
+		fprintf(stderr, "kvstore: ");
+		fprintf(stderr, fmt, arg);
+		fputc('\n', stderr);
+		return;
+	}
+	fflush(stdout);
+	fprintf(stderr, "kvstore: %s: ", conn.where);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	exit(EXIT_SERVER);
+}
+
+/* "WORD next n" (KEYS, USERS): 0, or -1 when it is not that. */
+static int
+piece_header(const struct reply *r, const char *word, uint32_t *next,
+    unsigned long *n)
+{
+	char line[64], w[8], extra;
+
+	if (r->kind != REPLY_LINE || r->linelen >= sizeof(line))
+		return -1;
+	memcpy(line, r->line, r->linelen);
+	line[r->linelen] = '\0';
+	if (sscanf(line, "%7s %" SCNu32 " %lu%c", w, next, n, &extra) != 3 ||
+	    strcmp(w, word) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * keys PATTERN, users: walk the server's cursor to the end, a piece per
+ * request, printing each key (or account) on a line of its own.
+ */
+static void
+run_walk(const struct command *c)
+{
+	char cur[16], *args[2], key[KV_KEY_MAX * 4 + 4];
+	struct reply r = { 0 };
+	uint32_t next = 0;
+	unsigned long n, k;
+	size_t klen;
+	int users = c->verb == CMD_USERS;
+
+	do {
+		snprintf(cur, sizeof(cur), "%" PRIu32, next);
+		args[0] = cur;
+		args[1] = users ? NULL : c->args[0];
+		send_request(users ? "users" : "scan", args, users ? 1 : 2);
+		read_reply(&r);
+		if (fail_on_error(&r)) {
+			buf_consume(&conn.in, r.consumed);
+			return;
+		}
+		if (piece_header(&r, users ? "USERS" : "KEYS", &next, &n) == -1)
+			die(EXIT_LOST, "unexpected reply to %s", c->word);
+		for (k = 0; k < n; k++) {
+			read_reply(&r);
+			if (r.kind != REPLY_LINE || r.linelen < 5 ||
+			    memcmp(r.line, users ? "USER " : "KEY ", 4) != 0)
+				die(EXIT_LOST, "unexpected reply to %s",
+				    c->word);
+			if (users) {
+				printf("%.*s\n", (int)r.linelen - 5, r.line + 5);
+				continue;
+			}
+			/* proto_token() needs room for the token's length */
+			if (r.linelen - 4 > sizeof(key) ||
+			    proto_token(r.line + 4, r.linelen - 4, key,
+			    &klen) == -1 || klen > KV_KEY_MAX)
+				die(EXIT_LOST, "unreadable key from server");
+			fwrite(key, 1, klen, stdout);
+			putchar('\n');
+		}
+		read_reply(&r);
+		if (r.kind != REPLY_LINE || r.linelen != 3 ||
+		    memcmp(r.line, "END", 3) != 0)
+			die(EXIT_LOST, "unexpected reply to %s", c->word);
+	} while (next != 0);
+	buf_consume(&conn.in, r.consumed);
+}
+
 static void
 run(const struct command *c)
 {
 	struct reply r = { 0 };
 
+	if (c->verb == CMD_SCAN || c->verb == CMD_USERS) {
+		run_walk(c);
+		return;
+	}
 	send_request(c->word, c->args, c->nargs);
 	read_reply(&r);
 	if (fail_on_error(&r)) {
@@ -396,6 +517,35 @@ run(const struct command *c)
 	case CMD_DEL:
 		if (r.kind == REPLY_LINE && r.linelen != 2)
 			die(EXIT_LOST, "unexpected reply to del");
+		break;
+	case CMD_GETS:
+		if (r.kind == REPLY_VALUE && r.has_cas) {
+			printf("%" PRIu64 " ", r.cas);
+			fwrite(r.data, 1, r.datalen, stdout);
+		} else if (r.kind != REPLY_NOT_FOUND)
+			die(EXIT_LOST, "unexpected reply to gets");
+		putchar('\n');
+		break;
+	case CMD_INCR:
+	case CMD_DECR:
+		if (r.kind == REPLY_NOT_FOUND) {
+			refused("no such key '%s'", c->args[0]);
+			break;
+		}
+		if (r.kind != REPLY_LINE || r.linelen < 8 ||
+		    memcmp(r.line, "NUMBER ", 7) != 0)
+			die(EXIT_LOST, "unexpected reply to %s", c->word);
+		printf("%.*s\n", (int)r.linelen - 7, r.line + 7);
+		break;
+	case CMD_CAS:
+		if (r.kind == REPLY_NOT_FOUND)
+			refused("no such key '%s'", c->args[0]);
+		else if (r.kind == REPLY_LINE && r.linelen == 6 &&
+		    memcmp(r.line, "EXISTS", 6) == 0)
+			refused("'%s' was changed since that cas was read",
+			    c->args[0]);
+		else if (r.kind != REPLY_LINE || r.linelen != 2)
+			die(EXIT_LOST, "unexpected reply to cas");
 		break;
 	default:
 		break;
@@ -454,6 +604,12 @@ help(void)
 	    "del KEY          remove KEY\n"
 	    "use USER         (managers) work on USER's store; your own name "
 	    "goes back\n"
+	    "keys PATTERN     list your keys that match PATTERN (* ? [...])\n"
+	    "users            (managers) list the accounts, roles, key counts\n"
+	    "incr KEY [N]     add N (1) to a number, print the result\n"
+	    "decr KEY [N]     subtract N (1), stopping at 0\n"
+	    "gets KEY         print the cas value, a space, the value\n"
+	    "cas KEY CAS VAL  store VAL if KEY's cas is still CAS\n"
 	    "help, quit\n"
 	    "Quote words with spaces: put motto \"Unity in diversity\"\n");
 }

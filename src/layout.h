@@ -114,6 +114,13 @@ struct kv_user {
 	uint32_t	fails;		/* failed logins in a row */
 	uint32_t	deleter;	/* pid of the userdel at work, 0 = none */
 	int64_t		last_fail;
+	/*
+	 * memcached's flush_all with a delay, per store: at flush_at (0 =
+	 * none pending) the store's cas sequence is read into flush_cas, and
+	 * its items with a cas up to that are absent (store.c's flush_mark()).
+	 */
+	int64_t		flush_at;
+	uint64_t	flush_cas;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
 };
 

@@ -367,13 +367,6 @@ do_request(struct conn *c, const struct mc_request *r)
 		/* Accepted and ignored: kvstored's log level is its -v. */
 		mc_reply(c, r, "OK");
 		return;
-	case MV_FLUSH_ALL:
-		if (r->exptime > 0) {
-			mc_reply(c, r, "CLIENT_ERROR flush_all with a delay is "
-			    "not supported");
-			return;
-		}
-		break;
 	default:
 		break;
 	}
@@ -399,7 +392,10 @@ do_request(struct conn *c, const struct mc_request *r)
 			mc_reply(c, r, rc == CR_OK ? "TOUCHED" : "NOT_FOUND");
 		break;
 	case MV_FLUSH_ALL:
-		rc = cmd_flush(&c->cl);
+		/* A delay: as an exptime, relative up to 30 days; 0 or
+		 * less: now. */
+		rc = cmd_flush(&c->cl, r->exptime > 0 ?
+		    (int64_t)mc_abs_exptime(r->exptime) : 0);
 		if (!mc_refused(c, r, rc))
 			mc_reply(c, r, "OK");
 		break;

@@ -16,11 +16,14 @@
 #include "cmd.h"
 #include "conn.h"
 #include "kvstore.h"
+#include "match.h"
 #include "protocol.h"
 #include "users.h"
 
 #define PRELOGIN_MAX	512	/* longest request before login */
 #define EXPIRE_MAX	315360000	/* seconds: ten years; see kvstore(7) */
+#define SCAN_STRIPES	16	/* stripes one scan walks: see kvstore(7) */
+#define USERS_SLOTS	256	/* account slots one users request reads */
 
 const char *const native_lines[EV_COUNT] = {
 	[EV_BUSY] = "ERR busy too many connections",
@@ -104,6 +107,17 @@ emit_value(void *ctx, const struct item_view *v)
 }
 
 static void
+emit_value_cas(void *ctx, const struct item_view *v)
+{
+	struct conn *c = ctx;
+
+	buf_reserve(&c->ob, v->vlen + 48);
+	buf_printf(&c->ob, "VALUE %zu %" PRIu64 "\r\n", v->vlen, v->cas);
+	buf_append(&c->ob, v->value, v->vlen);
+	buf_append(&c->ob, "\r\n", 2);
+}
+
+static void
 emit_ttl(void *ctx, const struct item_view *v)
 {
 	struct conn *c = ctx;
@@ -135,6 +149,188 @@ parse_seconds(const struct arg *a, int64_t *out)
 	}
 	*out = neg ? -v : v;
 	return 0;
+}
+
+/* Decimal, 1 to 20 digits, at most max. */
+static int
+parse_u64(const struct arg *a, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (a->len == 0 || a->len > 20)
+		return -1;
+	for (i = 0; i < a->len; i++) {
+		if (a->p[i] < '0' || a->p[i] > '9' ||
+		    v > (max - (uint64_t)(a->p[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(a->p[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+do_cas(struct conn *c, const struct arg *a)
+{
+	struct store_write w;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.mode = W_CAS;
+	if (parse_u64(&a[1], UINT64_MAX, &w.cas) == -1) {
+		reply(c, "ERR syntax bad number");
+		return;
+	}
+	rc = cmd_put(&c->cl, a[0].p, a[0].len, a[2].p, a[2].len, &w, NULL);
+	if (rc == CR_EXISTS)
+		reply(c, "EXISTS");
+	else
+		ok_or_fail(c, rc);
+}
+
+static void
+do_arith(struct conn *c, const struct request *rq)
+{
+	uint64_t delta = 1, v;
+	int rc;
+
+	if (rq->argc == 2 && parse_u64(&rq->argv[1], UINT64_MAX, &delta) ==
+	    -1) {
+		reply(c, "ERR syntax bad number");
+		return;
+	}
+	rc = cmd_arith(&c->cl, rq->argv[0].p, rq->argv[0].len,
+	    rq->verb == CMD_INCR, delta, &v);
+	if (rc == CR_NOT_NUMBER)
+		reply(c, "ERR denied value is not a number");
+	else if (rc != CR_OK)
+		fail(c, rc);
+	else
+		buf_printf(&c->ob, "NUMBER %" PRIu64 "\r\n", v);
+}
+
+/* The keys of one stripe, copied out under its lock, matched after. */
+struct scan_ctx {
+	struct buf	 keys;		/* klen byte, then the key */
+};
+
+static void
+collect_key(void *ctx, const struct item_view *v)
+{
+	struct scan_ctx *sc = ctx;
+	unsigned char n = (unsigned char)v->klen;
+
+	buf_append(&sc->keys, &n, 1);
+	buf_append(&sc->keys, v->key, v->klen);
+}
+
+/*
+ * scan cursor [pattern]: at most SCAN_STRIPES stripes of the acting store,
+ * one at a time, each through the gate (a demotion stops the walk at the
+ * next stripe); the matching keys go out as KEY lines after a KEYS line
+ * that counts them.
+ */
+static void
+do_scan(struct conn *c, const struct request *rq)
+{
+	struct scan_ctx sc;
+	struct buf out;
+	uint64_t cur;
+	uint32_t cursor;
+	const char *pat = "*", *p, *end;
+	size_t plen = 1, n = 0, k;
+	int more = 1, rc = CR_OK, i;
+
+	if (parse_u64(&rq->argv[0], UINT32_MAX, &cur) == -1) {
+		reply(c, "ERR syntax bad number");
+		return;
+	}
+	if (rq->argc == 2) {
+		pat = rq->argv[1].p;
+		plen = rq->argv[1].len;
+		if (!match_valid(pat, plen)) {
+			reply(c, "ERR limit pattern longer than 512 bytes");
+			return;
+		}
+	}
+	cursor = (uint32_t)cur;
+	memset(&sc, 0, sizeof(sc));
+	memset(&out, 0, sizeof(out));
+	for (i = 0; i < SCAN_STRIPES && more; i++) {
+		buf_reset(&sc.keys);
+		if ((rc = cmd_scan(&c->cl, &cursor, 1, collect_key, &sc,
+		    &more)) != CR_OK)
+			break;
+		if (buf_avail(&sc.keys) == 0)
+			continue;	/* and buf_head() may be NULL */
+		p = buf_head(&sc.keys);
+		end = p + buf_avail(&sc.keys);
+		for (; p < end; p += 1 + k) {
+			k = (unsigned char)*p;
+			if (!match_glob(pat, plen, p + 1, k))
+				continue;
+			buf_append(&out, "KEY", 3);
+			proto_append_arg(&out, p + 1, k, 0);
+			buf_append(&out, "\r\n", 2);
+			n++;
+		}
+	}
+	if (rc != CR_OK)
+		fail(c, rc);
+	else {
+		buf_printf(&c->ob, "KEYS %" PRIu32 " %zu\r\n", more ? cursor :
+		    0, n);
+		if (n > 0)
+			buf_append(&c->ob, buf_head(&out), buf_avail(&out));
+		reply(c, "END");
+	}
+	buf_free(&sc.keys);
+	buf_free(&out);
+}
+
+struct users_ctx {
+	struct buf	 lines;
+	size_t		 n;
+};
+
+static void
+collect_user(void *ctx, const struct user_view *v)
+{
+	struct users_ctx *uc = ctx;
+
+	buf_printf(&uc->lines, "USER %s %s %" PRIu64 "\r\n", v->name,
+	    role_name(v->role), v->keys);
+	uc->n++;
+}
+
+/* users [cursor]: a manager's piece of the list of accounts. */
+static void
+do_users(struct conn *c, const struct request *rq)
+{
+	struct users_ctx uc;
+	uint64_t cur = 0;
+	uint32_t cursor;
+	int more = 0, rc;
+
+	if (rq->argc == 1 && parse_u64(&rq->argv[0], UINT32_MAX, &cur) == -1) {
+		reply(c, "ERR syntax bad number");
+		return;
+	}
+	cursor = (uint32_t)cur;
+	memset(&uc, 0, sizeof(uc));
+	rc = cmd_users(&c->cl, &cursor, USERS_SLOTS, collect_user, &uc, &more);
+	if (rc != CR_OK)
+		fail(c, rc);
+	else {
+		buf_printf(&c->ob, "USERS %" PRIu32 " %zu\r\n", more ? cursor :
+		    0, uc.n);
+		if (uc.n > 0)
+			buf_append(&c->ob, buf_head(&uc.lines),
+			    buf_avail(&uc.lines));
+		reply(c, "END");
+	}
+	buf_free(&uc.lines);
 }
 
 static void
@@ -308,6 +504,24 @@ do_request(struct conn *c, const struct request *rq)
 		if ((rc = cmd_get(&c->cl, a[0].p, a[0].len, emit_ttl, c)) !=
 		    CR_OK)
 			fail(c, rc);
+		break;
+	case CMD_GETS:
+		if ((rc = cmd_get(&c->cl, a[0].p, a[0].len, emit_value_cas,
+		    c)) != CR_OK)
+			fail(c, rc);
+		break;
+	case CMD_CAS:
+		do_cas(c, a);
+		break;
+	case CMD_INCR:
+	case CMD_DECR:
+		do_arith(c, rq);
+		break;
+	case CMD_SCAN:
+		do_scan(c, rq);
+		break;
+	case CMD_USERS:
+		do_users(c, rq);
 		break;
 	case CMD_STATS:
 		do_stats(c);

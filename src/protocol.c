@@ -15,24 +15,30 @@
 struct verbspec {
 	char		 name[12];	/* fixed size: name[len] is always readable */
 	enum verb	 verb;
-	int		 argc;
+	int		 argmin, argmax;
 	int		 keyarg;	/* argv index of a key, -1 for none */
 	int		 valarg;	/* argv index of a value, -1 for none */
 };
 
 static const struct verbspec verbs[] = {
-	{ "get",	CMD_GET,	1, 0, -1 },
-	{ "put",	CMD_PUT,	2, 0, 1 },
-	{ "del",	CMD_DEL,	1, 0, -1 },
-	{ "expire",	CMD_EXPIRE,	2, 0, -1 },
-	{ "ttl",	CMD_TTL,	1, 0, -1 },
-	{ "stats",	CMD_STATS,	0, -1, -1 },
-	{ "ping",	CMD_PING,	0, -1, -1 },
-	{ "quit",	CMD_QUIT,	0, -1, -1 },
-	{ "whoami",	CMD_WHOAMI,	0, -1, -1 },
-	{ "login",	CMD_LOGIN,	2, -1, -1 },
-	{ "register",	CMD_REGISTER,	2, -1, -1 },
-	{ "use",	CMD_USE,	1, -1, -1 },
+	{ "get",	CMD_GET,	1, 1, 0, -1 },
+	{ "put",	CMD_PUT,	2, 2, 0, 1 },
+	{ "del",	CMD_DEL,	1, 1, 0, -1 },
+	{ "expire",	CMD_EXPIRE,	2, 2, 0, -1 },
+	{ "ttl",	CMD_TTL,	1, 1, 0, -1 },
+	{ "stats",	CMD_STATS,	0, 0, -1, -1 },
+	{ "ping",	CMD_PING,	0, 0, -1, -1 },
+	{ "quit",	CMD_QUIT,	0, 0, -1, -1 },
+	{ "whoami",	CMD_WHOAMI,	0, 0, -1, -1 },
+	{ "login",	CMD_LOGIN,	2, 2, -1, -1 },
+	{ "register",	CMD_REGISTER,	2, 2, -1, -1 },
+	{ "use",	CMD_USE,	1, 1, -1, -1 },
+	{ "gets",	CMD_GETS,	1, 1, 0, -1 },
+	{ "cas",	CMD_CAS,	3, 3, 0, 2 },
+	{ "incr",	CMD_INCR,	1, 2, 0, -1 },
+	{ "decr",	CMD_DECR,	1, 2, 0, -1 },
+	{ "scan",	CMD_SCAN,	1, 2, -1, -1 },
+	{ "users",	CMD_USERS,	0, 1, -1, -1 },
 };
 
 static int
@@ -161,14 +167,14 @@ check_request(struct request *rq, uint32_t value_max)
 		return fail(rq, rq->consumed, "syntax unknown command");
 	rq->verb = vs->verb;
 	rq->name = vs->name;
-	if (rq->argc - 1 != vs->argc) {
+	if (rq->argc - 1 < vs->argmin || rq->argc - 1 > vs->argmax) {
 		snprintf(rq->error, sizeof(rq->error),
 		    "syntax wrong number of arguments for '%.11s'", vs->name);
 		return PARSE_ERROR;
 	}
 	/* From here argv[] holds the arguments only. */
-	memmove(rq->argv, rq->argv + 1, sizeof(rq->argv[0]) * (size_t)vs->argc);
-	rq->argc = vs->argc;
+	rq->argc--;
+	memmove(rq->argv, rq->argv + 1, sizeof(rq->argv[0]) * (size_t)rq->argc);
 	if (vs->keyarg >= 0) {
 		if (rq->argv[vs->keyarg].len == 0)
 			return fail(rq, rq->consumed, "syntax empty key");
@@ -293,6 +299,22 @@ proto_bare_ok(const char *p, size_t len)
 	return 1;
 }
 
+int
+proto_token(const char *p, size_t len, char *out, size_t *outlen)
+{
+	size_t n;
+
+	if (len > 0 && p[0] == '"') {
+		n = unquote(p + 1, len - 1, out, outlen);
+		return n != 0 && 1 + n == len ? 0 : -1;
+	}
+	if (!proto_bare_ok(p, len))
+		return -1;
+	memcpy(out, p, len);
+	*outlen = len;
+	return 0;
+}
+
 /*
  * Append one argument, space first, in the cheapest form that carries its
  * bytes: bare, quoted, or (the last argument only) a literal.
@@ -351,6 +373,8 @@ proto_parse_reply(const char *buf, size_t len, uint64_t value_limit,
 	r->consumed = (size_t)(lf - buf) + 1;
 	r->data = NULL;
 	r->datalen = 0;
+	r->has_cas = 0;
+	r->cas = 0;
 	if (linelen == 9 && memcmp(buf, "NOT_FOUND", 9) == 0) {
 		r->kind = REPLY_NOT_FOUND;
 		return PARSE_OK;
@@ -365,10 +389,26 @@ proto_parse_reply(const char *buf, size_t len, uint64_t value_limit,
 		r->kind = REPLY_LINE;
 		return PARSE_OK;
 	}
-	for (i = 6; i < linelen; i++) {
+	/* "VALUE n", or "VALUE n cas" (the reply to gets) */
+	r->has_cas = 0;
+	r->cas = 0;
+	for (i = 6; i < linelen && buf[i] != ' '; i++) {
 		if (buf[i] < '0' || buf[i] > '9' || i > 6 + 18)
 			return PARSE_ERROR;
 		n = n * 10 + (uint64_t)(buf[i] - '0');
+	}
+	if (i == 6)
+		return PARSE_ERROR;
+	if (i < linelen) {
+		if (++i == linelen || linelen - i > 20)
+			return PARSE_ERROR;
+		for (; i < linelen; i++) {
+			if (buf[i] < '0' || buf[i] > '9' || r->cas >
+			    (UINT64_MAX - (uint64_t)(buf[i] - '0')) / 10)
+				return PARSE_ERROR;
+			r->cas = r->cas * 10 + (uint64_t)(buf[i] - '0');
+		}
+		r->has_cas = 1;
 	}
 	if (n > value_limit)
 		return PARSE_ERROR;

@@ -18,7 +18,8 @@
 enum verb {
 	CMD_NONE = 0,		/* an empty line: no reply */
 	CMD_GET, CMD_PUT, CMD_DEL, CMD_EXPIRE, CMD_TTL, CMD_STATS,
-	CMD_PING, CMD_QUIT, CMD_WHOAMI, CMD_LOGIN, CMD_REGISTER, CMD_USE
+	CMD_PING, CMD_QUIT, CMD_WHOAMI, CMD_LOGIN, CMD_REGISTER, CMD_USE,
+	CMD_GETS, CMD_CAS, CMD_INCR, CMD_DECR, CMD_SCAN, CMD_USERS
 };
 
 enum parse_status {
@@ -49,11 +50,14 @@ int	proto_parse(const char *buf, size_t len, uint32_t value_max,
 	    struct request *);
 int	proto_bare_ok(const char *p, size_t len);
 void	proto_append_arg(struct buf *, const char *p, size_t len, int last);
+/* One bare or quoted token filling p[0..len), as a KEY line carries it:
+ * its bytes into out (room for len bytes), 0; -1 when malformed. */
+int	proto_token(const char *p, size_t len, char *out, size_t *outlen);
 
 /* Replies as the client sees them. */
 enum reply_kind {
 	REPLY_LINE,		/* any one line: OK, TTL n, STAT, END, USER ... */
-	REPLY_VALUE,		/* VALUE n and its data */
+	REPLY_VALUE,		/* VALUE n [cas] and its data */
 	REPLY_NOT_FOUND,
 	REPLY_ERR		/* ERR kind message: line holds "kind message" */
 };
@@ -64,6 +68,8 @@ struct reply {
 	size_t		 linelen;
 	const char	*data;		/* REPLY_VALUE */
 	size_t		 datalen;
+	int		 has_cas;	/* VALUE n cas (the reply to gets) */
+	uint64_t	 cas;
 	size_t		 consumed;
 };
 

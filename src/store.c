@@ -725,6 +725,7 @@ store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
 	struct kv_stripe *sp;
 	struct kv_item *it;
 	struct item_view v;
+	uint64_t mark = flush_mark(st, user, now);
 
 	for (s = *cursor; s < h->nstripes && max > 0; s++, max--) {
 		sp = &stripes(st)[s];
@@ -732,7 +733,8 @@ store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
 		for (b = s; b < h->nbuckets; b += h->nstripes)
 			for (ref = buckets(st)[b]; ref != 0; ref = it->next) {
 				it = item_at(st, ref);
-				if (it->user != user || expired(it, now))
+				if (it->user != user || expired(it, now) ||
+				    it->cas <= mark)
 					continue;
 				view_of(it, &v);
 				visit(ctx, &v);
@@ -751,6 +753,57 @@ store_flush_user(struct store *st, uint32_t user)
 		lock_acquire(st, &stripes(st)[s].lock);
 		flush_stripe_locked(st, s, user);
 		lock_release(st, &stripes(st)[s].lock);
+	}
+	return ST_OK;
+}
+
+/*
+ * memcached's flush_all: the user's items stored before the time when
+ * (Unix seconds; 0 or past: now) are absent from then on, and those stored
+ * after stay.  A flush now reads the cas sequence at once and frees the
+ * items it covers, a stripe at a time; a delayed one is settled by the
+ * first access at or after its time (flush_mark()), and its items are
+ * freed as they are met.  A later flush replaces one still pending, as in
+ * memcached.
+ */
+int
+store_flush_items(struct store *st, uint32_t user, int64_t when)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t s, b, ref, now = (uint32_t)time(NULL);
+	uint64_t seq, old, mark;
+	struct kv_user *u;
+	struct found f;
+
+	if (user == 0 || user > h->nusers)
+		return ST_NO_USER;
+	u = &users(st)[user - 1];
+	(void)flush_mark(st, user, now);	/* settle one come due */
+	if (when > (int64_t)now) {
+		STORE(&u->flush_at, when);
+		return ST_OK;
+	}
+	STORE(&u->flush_at, 0);
+	seq = LOAD(&h->cas_seq);
+	old = LOAD(&u->flush_cas);
+	while (old < seq && !CAS(&u->flush_cas, old, seq))
+		;
+	mark = LOAD(&u->flush_cas);
+	for (s = 0; s < h->nstripes; s++) {
+		f.stripe = &stripes(st)[s];
+		lock_acquire(st, &f.stripe->lock);
+		for (b = s; b < h->nbuckets; b += h->nstripes) {
+			f.link = &buckets(st)[b];
+			while ((ref = *f.link) != 0) {
+				f.item = item_at(st, ref);
+				if (f.item->user == user &&
+				    f.item->cas <= mark)
+					publish(st, &f, user, 0);
+				else
+					f.link = &f.item->next;
+			}
+		}
+		lock_release(st, &f.stripe->lock);
 	}
 	return ST_OK;
 }

@@ -211,6 +211,7 @@ int	 store_mdel(struct store *, uint32_t user, uint32_t gen,
 	    const void *key, size_t klen, const struct store_mdel *);
 int	 store_marith(struct store *, uint32_t user, uint32_t gen,
 	    const void *key, size_t klen, struct store_marith *);
+int	 store_flush_items(struct store *, uint32_t user, int64_t when);
 int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
 	    uint32_t max_stripes, store_visit, void *ctx);
 uint32_t store_stripes(const struct store *);
@@ -242,6 +243,8 @@ int	 store_user_role(struct store *, uint32_t id, uint32_t gen);
 uint32_t store_user_count(struct store *);
 
 void	 store_user_list(struct store *,
+	    void (*)(void *, const struct user_view *), void *);
+int	 store_user_scan(struct store *, uint32_t *cursor, uint32_t max,
 	    void (*)(void *, const struct user_view *), void *);
 uint32_t store_user_fail(struct store *, uint32_t id, int reset);
 void	 store_set_users_file(struct store *, const char *);

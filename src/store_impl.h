@@ -126,6 +126,7 @@ int	 over_quota(struct store *, uint32_t user, const struct store_write *,
 	    int64_t dkeys, int64_t dbytes);
 void	 reap_expired(struct store *, struct found *, uint32_t user,
 	    uint32_t now);
+uint64_t flush_mark(struct store *, uint32_t user, uint32_t now);
 void	 fill(struct store *, uint32_t ref, uint32_t user, uint32_t hash,
 	    const void *key, size_t klen, const void *a, size_t alen,
 	    const void *b, size_t blen, uint32_t flags, uint32_t exptime);

@@ -7,6 +7,7 @@
 # Needs libmemcached-tools (memccapable, memccp, memccat, memcrm, memcstat,
 # memcaslap) and nutcracker; a test whose tool is missing is skipped.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 MC_PORT=
@@ -465,10 +466,75 @@ END"
 	run kv -u other get keep
 	assert_success
 	assert_output native
-	# a delayed flush is not supported: refused, nothing flushed
-	run mc_lines 'set a 0 0 1\r\n1\r\nflush_all 10\r\nget a\r\n'
-	assert_line --index 1 "CLIENT_ERROR flush_all with a delay is not supported"
-	assert_line --index 2 "VALUE a 0 1"
+}
+
+# memcached: items stored before the flush time vanish at that time; those
+# stored after it stay.  Another store is untouched.
+@test "flush_all with a delay: earlier items vanish at the flush time" {
+	mc_start -B tester
+	run -0 kv -u other put keep native
+	start=$(date +%s)
+	run mc_lines 'set a 0 0 1\r\n1\r\nflush_all 2\r\nset b 0 0 1\r\n2\r\nget a b\r\n'
+	assert_output "STORED
+OK
+STORED
+VALUE a 0 1
+1
+VALUE b 0 1
+2
+END"
+	# poll, with a deadline, until the flush time has passed
+	for ((n = 0; n < 100; n++)); do
+		(( $(date +%s) >= start + 3 )) && break
+		run mc_lines 'get a\r\n'
+		[[ $output == END ]] && break
+		sleep 0.1
+	done
+	(( $(date +%s) >= start + 2 ))
+	run mc_lines 'get a b\r\nset c 0 0 1\r\n3\r\nget c\r\nstats\r\n'
+	assert_line --index 0 END
+	assert_line --index 1 STORED
+	assert_line --index 2 "VALUE c 0 1"
+	assert_line "STAT curr_items 1"
+	run -0 kv -u other get keep
+	assert_output native
+	# a later flush replaces a pending one; flush_all 0 is now
+	run mc_lines 'flush_all 100\r\nflush_all 0\r\nget c\r\nset d 0 0 1\r\n4\r\nflush_all 1000\r\nflush_all -1\r\nget d\r\n'
+	assert_output "OK
+OK
+END
+STORED
+OK
+OK
+END"
+}
+
+@test "flush_all with a delay from a manager: the store it chose, no other" {
+	local ctl=${KVSTORECTL:-$(dirname "$KVSTORED")/kvstorectl} as n
+	mc_start
+	run -0 kv -u bob put old b
+	run -0 kv -u alice put mine a
+	run -0 "$ctl" -s "$KV_SHM" promote alice
+	as=$(<"$(kv_secret alice)")
+	run bash -c "{ $(declare -f mc_login); mc_login alice:bob $as;
+	    printf 'flush_all 1\r\nget old\r\n'; } |
+	    timeout 10 nc -N 127.0.0.1 $MC_PORT | tr -d '\r'"
+	assert_output "STORED
+OK
+VALUE old 0 1
+b
+END"
+	for ((n = 0; n < 50; n++)); do
+		run kv -u bob get old
+		[[ $output == '' ]] && break
+		sleep 0.1
+	done
+	assert_output ''
+	run -0 kv -u alice get mine
+	assert_output a
+	run -0 kv -u bob put new n get new
+	assert_output n
+	grep -q 'user=alice role=manager action=flush_all target=bob' "$KV_LOG"
 }
 
 # ---- identity ----------------------------------------------------------------

@@ -62,9 +62,24 @@ check_args(const char *buf, size_t len)
 	case CMD_STATS: case CMD_PING: case CMD_QUIT: case CMD_WHOAMI:
 		REQUIRE(rq.argc == 0);
 		break;
+	case CMD_GETS:
+		REQUIRE(rq.argc == 1);
+		break;
+	case CMD_CAS:
+		REQUIRE(rq.argc == 3);
+		REQUIRE(rq.argv[2].len <= VALUE_MAX);
+		break;
+	case CMD_INCR: case CMD_DECR: case CMD_SCAN:
+		REQUIRE(rq.argc == 1 || rq.argc == 2);
+		break;
+	case CMD_USERS:
+		REQUIRE(rq.argc == 0 || rq.argc == 1);
+		break;
 	}
 	if (rq.verb == CMD_GET || rq.verb == CMD_PUT || rq.verb == CMD_DEL ||
-	    rq.verb == CMD_EXPIRE || rq.verb == CMD_TTL)
+	    rq.verb == CMD_EXPIRE || rq.verb == CMD_TTL ||
+	    rq.verb == CMD_GETS || rq.verb == CMD_CAS ||
+	    rq.verb == CMD_INCR || rq.verb == CMD_DECR)
 		REQUIRE(rq.argv[0].len >= 1 && rq.argv[0].len <= KV_KEY_MAX);
 	if (rq.verb == CMD_PUT)
 		REQUIRE(rq.argv[1].len <= VALUE_MAX);
@@ -162,6 +177,36 @@ parse_replies(const char *buf, size_t len)
 	}
 }
 
+/* A scan reply's KEY line (the server's encoding) reads back to the key. */
+static void
+key_line(const char *key, size_t klen)
+{
+	struct buf b;
+	char out[KV_KEY_MAX * 4 + 4];
+	size_t olen;
+
+	memset(&b, 0, sizeof(b));
+	proto_append_arg(&b, key, klen, 0);
+	REQUIRE(buf_avail(&b) - 1 <= sizeof(out));
+	REQUIRE(proto_token(buf_head(&b) + 1, buf_avail(&b) - 1, out,
+	    &olen) == 0);
+	REQUIRE(olen == klen && memcmp(out, key, klen) == 0);
+	buf_free(&b);
+}
+
+/* Any bytes as a token: no read or write outside, output no longer. */
+static void
+any_token(const char *p, size_t len)
+{
+	static char out[KV_LINE_MAX + 1];
+	size_t olen = 0;
+
+	if (len > sizeof(out))
+		len = sizeof(out);
+	if (proto_token(p, len, out, &olen) == 0)
+		REQUIRE(olen <= len);
+}
+
 /* The client's encoding of put KEY VALUE parses back to KEY and VALUE. */
 static void
 round_trip(const uint8_t *data, size_t size)
@@ -198,6 +243,7 @@ round_trip(const uint8_t *data, size_t size)
 	REQUIRE(rq.argv[1].len == vlen &&
 	    (vlen == 0 || memcmp(rq.argv[1].p, val, vlen) == 0));
 	buf_free(&b);
+	key_line(key, klen);
 }
 
 int
@@ -212,6 +258,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parse_stream(copy, size, VALUE_MAX);
 	parse_stream(copy, size, 512);	/* the before-login limit */
 	parse_replies(copy, size);
+	any_token(copy, size);
 	free(copy);
 	round_trip(data, size);
 	return 0;
