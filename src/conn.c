@@ -276,6 +276,20 @@ read_some(struct conn *c)
 	return -1;
 }
 
+/*
+ * Has the front-end had its turn?  CONN_TURN requests, or CONN_TURN_MS of
+ * work (some requests walk a whole store), whichever comes first; the
+ * clock is read every 8 requests.
+ */
+int
+conn_turn_over(struct conn *c, unsigned *n, uint64_t started)
+{
+	(void)c;
+	if (++*n < 8 || *n % 8 != 0)
+		return 0;
+	return *n >= CONN_TURN || conn_now() - started >= CONN_TURN_MS;
+}
+
 /* Logged in: no longer counted among the connections waiting to (-U). */
 static void
 note_login(struct conn *c)
@@ -354,7 +368,10 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	size_t queued;
 	int pending, r;
 
-	if (readable && !c->closing && !c->eof && !c->paused) {
+	/* Input waits while a turn's worth of it is still unanswered: the
+	 * input buffer holds what the bounds let through, no more. */
+	if (readable && !c->closing && !c->eof && !c->paused && !c->yield &&
+	    !c->more) {
 		if ((r = read_some(c)) == -1)
 			c->eof = 1;
 		else if (r == 1)
@@ -474,7 +491,7 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	 * once, once the others have had theirs. */
 	c->wake_at = c->yield ? now : 0;
 	c->want_read = !c->closing && !c->eof && !c->more && !c->paused &&
-	    buf_avail(&c->ob) < CONN_OUT_MAX;
+	    !c->yield && buf_avail(&c->ob) < CONN_OUT_MAX;
 	c->want_write = buf_avail(&c->ob) > 0;
 	if (c->want_read) {
 		if (c->partial_since != 0 && c->T > 0)

@@ -40,6 +40,7 @@ enum conn_event {
 
 #define CONN_OUT_MAX	(1024 * 1024)	/* replies queued before input waits */
 #define CONN_TURN	64		/* requests a turn, then the others' */
+#define CONN_TURN_MS	10		/* or this long, whichever is first */
 
 struct conn_config {
 	struct store		*store;
@@ -127,6 +128,7 @@ int	conn_http_line(const char *p, size_t avail, int logged_in);
 int	conn_refuse_http(struct conn *);
 /* Drop what an earlier error said to; 1 while there is more to drop. */
 int	conn_drop_garbage(struct conn *);
+int	conn_turn_over(struct conn *, unsigned *n, uint64_t started);
 
 /* Set from a signal handler: tell the client, then end. */
 extern volatile sig_atomic_t conn_stop;

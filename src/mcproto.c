@@ -426,14 +426,16 @@ mc_batch(struct conn *c)
 	struct mc_state *m = &c->mc;
 	struct mc_limits lim;
 	struct mc_request r;
-	int st, rc = 0, turn = 0;
+	int st, rc = 0;
+	unsigned turn = 0;
+	uint64_t started = conn_now();
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX) {
 			rc = buf_avail(&c->ib) > 0 || m->dump ? 1 : 0;
 			break;
 		}
-		if (turn++ == CONN_TURN * 4) {	/* keys of a get count too */
+		if (conn_turn_over(c, &turn, started)) {	/* keys count too */
 			rc = buf_avail(&c->ib) > 0 || m->dump ? 2 : 0;
 			break;
 		}

@@ -22,6 +22,18 @@ now_ms() {
 	echo $((ns / 1000000))
 }
 
+# wait_log_count REGEX N: wait (10 s at most) for N log lines matching REGEX.
+wait_log_count() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(grep -Ec -- "$1" "$KV_LOG")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "wait_log_count: fewer than $2 lines matching '$1'" >&2
+	cat "$KV_LOG" >&2
+	return 1
+}
+
 # workers: the pids of the event workers the log names, newest last.
 workers() {
 	grep -Eo ': worker: pid [0-9]+$' "$KV_LOG" | awk '{ print $4 }'
@@ -130,4 +142,35 @@ workers() {
 	run -0 "$KVSTORECTL" -s "$KV_SHM" check
 	run kv -u load put k v get k
 	assert_output v
+}
+
+@test "event engine: throttled guesses from two addresses do not hold up another address's login" {
+	local i t0 dt secret
+	kv_start -e event -w 1 -D 500
+	kv_session bob
+	secret=$(<"$(kv_secret bob)")
+	# Each attacker address has failed once (its next try waits 500 ms,
+	# then 1 s, 2 s ...); then each queues five more guesses at once.
+	for a in 127.0.0.31 127.0.0.32; do
+		printf 'login ghost wrong\r\n' | timeout 10 nc -N -s "$a" \
+		    127.0.0.1 "$KV_PORT" >/dev/null
+	done
+	for a in 127.0.0.31 127.0.0.32; do
+		for i in 1 2 3 4 5; do
+			printf 'login ghost%s wrong\r\n' "$i" |
+			    timeout 30 nc -N -s "$a" 127.0.0.1 "$KV_PORT" \
+			    >/dev/null 2>&1 &
+			E_BG+=($!)
+		done
+	done
+	wait_log_count ': login: 127\.0\.0\.3[12] port [0-9]+: waits for the login in progress' 8
+	# The delays are timers in the worker, not sleeps in its two login
+	# helpers: bob, from another address, is checked at once.
+	t0=$(now_ms)
+	run bash -c 'printf "login bob %s\r\n" "$1" |
+	    timeout 10 nc -N 127.0.0.1 "$2" | tr -d "\r"' _ "$secret" "$KV_PORT"
+	dt=$(($(now_ms) - t0))
+	assert_output 'OK bob guest'
+	echo "# bob logged in in $dt ms behind 10 throttled guesses" >&3
+	((dt < 1500))
 }
