@@ -61,6 +61,8 @@ store_audit_read(struct store *st, unsigned max,
 }
 
 #define FAIL_FORGET	900	/* seconds after the last failure it is forgotten */
+#define PROBE_RUN	16	/* entries a key may lie in */
+#define FAILS_FULL	8	/* the count that gives the longest delay */
 
 /* kind 0: an address; 1: a login name.  One table, keys kept apart. */
 static struct kv_peer *
@@ -69,33 +71,56 @@ peer_entry(struct store *st, int kind, const char *what, int create)
 	struct kv_peer *peers = (struct kv_peer *)(st->base +
 	    st->hdr->off_peers);
 	uint64_t key = hash_key((uint32_t)kind, what, strlen(what)) | 1, k;
-	uint32_t i, at = (uint32_t)(key % KV_PEERS), oldest = at;
+	uint32_t i, at = (uint32_t)(key % KV_PEERS);
+	struct kv_peer *p, *free_one = NULL;
 	int64_t now = (int64_t)time(NULL);
 
-	for (i = 0; i < 8; i++) {
-		struct kv_peer *p = &peers[(at + i) % KV_PEERS];
-
+	for (i = 0; i < PROBE_RUN; i++) {
+		p = &peers[(at + i) % KV_PEERS];
 		k = LOAD(&p->key);
 		if (k == key)
 			return p;
-		if (k == 0 || (p->last_fail < now - 3600 &&
-		    p->reg_window < now - 3600 && LOAD(&p->busy) == 0)) {
-			oldest = (at + i) % KV_PEERS;
-			break;
-		}
-		if (p->last_fail < peers[oldest].last_fail)
-			oldest = (at + i) % KV_PEERS;
+		/* Only an entry that no longer limits anything is taken
+		 * over: evicting a live count would reset it. */
+		if (free_one == NULL && (k == 0 ||
+		    (p->last_fail < now - FAIL_FORGET &&
+		    p->reg_window < now - 60 && LOAD(&p->busy) == 0)))
+			free_one = p;
 	}
-	if (!create)
+	if (!create || free_one == NULL)
 		return NULL;
-	/* Take the empty, stale or least recent entry of the probe run. */
-	peers[oldest].fails = 0;
-	peers[oldest].regs = 0;
-	peers[oldest].last_fail = 0;
-	peers[oldest].reg_window = 0;
-	peers[oldest].busy = 0;
-	STORE(&peers[oldest].key, key);
-	return &peers[oldest];
+	free_one->fails = 0;
+	free_one->regs = 0;
+	free_one->last_fail = 0;
+	free_one->reg_window = 0;
+	free_one->busy = 0;
+	STORE(&free_one->key, key);
+	return free_one;
+}
+
+/*
+ * No entry, and none can be made: every entry of the probe run counts
+ * recent failures (of others, perhaps planted there).  Such a key is
+ * treated as the most throttled one, never as a clean one.
+ */
+static int
+run_full(struct store *st, int kind, const char *what)
+{
+	struct kv_peer *peers = (struct kv_peer *)(st->base +
+	    st->hdr->off_peers);
+	uint64_t key = hash_key((uint32_t)kind, what, strlen(what)) | 1, k;
+	uint32_t i, at = (uint32_t)(key % KV_PEERS);
+	int64_t now = (int64_t)time(NULL);
+
+	for (i = 0; i < PROBE_RUN; i++) {
+		struct kv_peer *p = &peers[(at + i) % KV_PEERS];
+
+		k = LOAD(&p->key);
+		if (k == 0 || (p->last_fail < now - FAIL_FORGET &&
+		    p->reg_window < now - 60 && LOAD(&p->busy) == 0))
+			return 0;
+	}
+	return 1;
 }
 
 /* Failures in a row, forgotten only FAIL_FORGET seconds after the last. */
@@ -104,8 +129,9 @@ fails_of(struct store *st, int kind, const char *what)
 {
 	struct kv_peer *p = peer_entry(st, kind, what, 0);
 
-	if (p == NULL || LOAD(&p->last_fail) < (int64_t)time(NULL) -
-	    FAIL_FORGET)
+	if (p == NULL)
+		return run_full(st, kind, what) ? FAILS_FULL : 0;
+	if (LOAD(&p->last_fail) < (int64_t)time(NULL) - FAIL_FORGET)
 		return 0;
 	return LOAD(&p->fails);
 }
@@ -116,6 +142,8 @@ fail(struct store *st, int kind, const char *what)
 	struct kv_peer *p = peer_entry(st, kind, what, 1);
 	int64_t now = (int64_t)time(NULL);
 
+	if (p == NULL)
+		return;		/* its run is full: fails_of() says the most */
 	if (LOAD(&p->last_fail) < now - FAIL_FORGET)
 		STORE(&p->fails, 0);
 	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
@@ -183,6 +211,8 @@ store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
 	uint32_t me = (uint32_t)getpid(), held, none;
 	uint64_t start = now_ms();
 
+	if (p == NULL)
+		return 1;	/* its run is full: it pays the longest delay */
 	for (;;) {
 		none = 0;
 		if (CAS(&p->busy, none, me))
@@ -216,6 +246,8 @@ store_peer_register(struct store *st, const char *addr, uint32_t limit,
 	struct kv_peer *p = peer_entry(st, 0, addr, 1);
 	int64_t now = (int64_t)time(NULL);
 
+	if (p == NULL)
+		return 0;	/* no room to count it: refused, never free */
 	if (LOAD(&p->reg_window) + window <= now) {
 		STORE(&p->reg_window, now);
 		STORE(&p->regs, 0);

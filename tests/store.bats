@@ -464,3 +464,22 @@ stats_ok() {
 	assert_line -n 11 --regexp '^keys 5549 bytes [0-9]+$'
 	assert_line -n 12 clean
 }
+
+@test "throttle counts: names hashed into a name's probe run cannot evict its recent failures" {
+	local script=$BATS_TEST_TMPDIR/evict names
+	# 24 names whose entries start where alice's does: more than a probe
+	# run holds.
+	names=$(st <<<'collide alice 24')
+	[ "$(wc -l <<<"$names")" -eq 24 ]
+	{
+		for i in 1 2 3 4 5; do echo "namefail alice"; done
+		while read -r n; do echo "namefail $n"; done <<<"$names"
+		echo "namefails alice"
+		# a name whose run is full of live counts is the most throttled
+		echo "namefails $(tail -1 <<<"$names")"
+	} >"$script"
+	run -0 st <"$script"
+	# five failures stay five: no entry of a recent failure is taken over
+	assert_line --index 29 5
+	assert_line --index 30 8
+}

@@ -29,6 +29,10 @@
  *				head of its class's free list), leak UID KEY
  *				(the item is unlinked, its chunk not freed)
  *   classes			how many size classes, and the page size
+ *   namefail NAME		count a failed login for the name
+ *   namefails NAME		the name's failure count
+ *   collide NAME N		N names whose throttle entry hashes where
+ *				NAME's does (name-0, name-1, ...)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -190,7 +194,27 @@ main(int argc, char **argv)
 		if (n > 3)
 			vlen = unescape(w[3]);
 		memset(&wr, 0, sizeof(wr));
-		if (strcmp(w[0], "user") == 0 && n == 2) {
+		if (strcmp(w[0], "namefail") == 0 && n == 2) {
+			store_name_fail(&st, w[1], 0);
+			printf("OK\n");
+		} else if (strcmp(w[0], "namefails") == 0 && n == 2) {
+			printf("%u\n", store_name_fails(&st, w[1]));
+		} else if (strcmp(w[0], "collide") == 0 && n == 3) {
+			uint64_t want = (hash_key(1, w[1], strlen(w[1])) | 1) %
+			    KV_PEERS;
+			unsigned long found = 0, want_n = strtoul(w[2], NULL,
+			    10), i;
+			char cand[64];
+
+			for (i = 0; found < want_n && i < 100000000UL; i++) {
+				snprintf(cand, sizeof(cand), "c%lu", i);
+				if ((hash_key(1, cand, strlen(cand)) | 1) %
+				    KV_PEERS == want && strcmp(cand, w[1])) {
+					printf("%s\n", cand);
+					found++;
+				}
+			}
+		} else if (strcmp(w[0], "user") == 0 && n == 2) {
 			uint32_t id;
 			int rc = store_user_create(&st, w[1], 0, "x", &id);
 
