@@ -179,7 +179,8 @@ cmd_get(struct client *c, const void *key, size_t klen, store_visit visit,
 
 	if ((rc = acting(c, key, klen, &user)) != CR_OK)
 		return rc;
-	return result(store_get(c->st, user, key, klen, visit, ctx));
+	return written(c, store_get(c->st, user, acting_gen(c), key, klen, visit,
+	    ctx));
 }
 
 int
@@ -320,7 +321,11 @@ cmd_scan(struct client *c, uint32_t *cursor, uint32_t max_stripes,
 	 * a long walk must not flood the audit ring. */
 	if (*cursor != 0 && !crossed)
 		c->crossed = 0;
-	*more = store_scan(c->st, user, cursor, max_stripes, visit, ctx);
+	if ((*more = store_scan(c->st, user, acting_gen(c), cursor, max_stripes,
+	    visit, ctx)) == -1) {
+		*more = 0;
+		return written(c, ST_NO_USER);
+	}
 	return CR_OK;
 }
 
@@ -537,9 +542,10 @@ choose(struct client *c, uint32_t id, const char *name)
 	c->target = id;
 	if (id == 0)
 		return;
-	/* Deleted since it was found: a generation no request will match. */
-	c->target_gen = store_user_get(c->st, id, &v) == ST_OK ? v.gen :
-	    USER_ANY_GEN - 1;
+	/* Deleted since it was found, or its slot taken by another account
+	 * meanwhile: a generation no request will match. */
+	c->target_gen = store_user_get(c->st, id, &v) == ST_OK &&
+	    strcmp(v.name, name) == 0 ? v.gen : USER_ANY_GEN - 1;
 	snprintf(c->target_name, sizeof(c->target_name), "%s", name);
 }
 

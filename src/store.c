@@ -394,14 +394,20 @@ store_detach_process(struct store *st)
 /* ---- operations --------------------------------------------------------- */
 
 int
-store_get(struct store *st, uint32_t user, const void *key, size_t klen,
-    store_visit visit, void *ctx)
+store_get(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, store_visit visit, void *ctx)
 {
 	struct found f;
 	struct item_view v;
 	uint32_t now = (uint32_t)time(NULL);
 
 	find_locked(st, user, key, klen, &f);
+	/* Under the stripe, as for writes: a slot deleted and taken by a new
+	 * account since the caller's check shows nothing of the new one. */
+	if (!account_live(st, user, gen)) {
+		unlock_found(st, &f);
+		return ST_NO_USER;
+	}
 	reap_expired(st, &f, user, now);
 	if (f.item == NULL) {
 		f.stripe->misses++;
@@ -717,8 +723,8 @@ flush_stripe_locked(struct store *st, uint32_t s, uint32_t user)
  * written or deleted meanwhile may or may not be.
  */
 int
-store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
-    store_visit visit, void *ctx)
+store_scan(struct store *st, uint32_t user, uint32_t gen, uint32_t *cursor,
+    uint32_t max, store_visit visit, void *ctx)
 {
 	struct kv_header *h = st->hdr;
 	uint32_t s, b, ref, now = (uint32_t)time(NULL);
@@ -730,6 +736,11 @@ store_scan(struct store *st, uint32_t user, uint32_t *cursor, uint32_t max,
 	for (s = *cursor; s < h->nstripes && max > 0; s++, max--) {
 		sp = &stripes(st)[s];
 		lock_acquire(st, &sp->lock);
+		if (!account_live(st, user, gen)) {
+			lock_release(st, &sp->lock);
+			*cursor = 0;
+			return -1;	/* the account went: no more of it */
+		}
 		for (b = s; b < h->nbuckets; b += h->nstripes)
 			for (ref = buckets(st)[b]; ref != 0; ref = it->next) {
 				it = item_at(st, ref);

@@ -183,8 +183,8 @@ int	 store_attach_process(struct store *);
 void	 store_detach_process(struct store *);
 void	 store_reap(struct store *, uint32_t pid);	/* 0: every dead one */
 
-int	 store_get(struct store *, uint32_t user, const void *key, size_t klen,
-	    store_visit, void *ctx);
+int	 store_get(struct store *, uint32_t user, uint32_t gen, const void *key,
+	    size_t klen, store_visit, void *ctx);
 /*
  * Writes name the account generation the caller acted on (a session's,
  * as of its login or its "use"); the store checks it, with the account's
@@ -212,8 +212,8 @@ int	 store_mdel(struct store *, uint32_t user, uint32_t gen,
 int	 store_marith(struct store *, uint32_t user, uint32_t gen,
 	    const void *key, size_t klen, struct store_marith *);
 int	 store_flush_items(struct store *, uint32_t user, int64_t when);
-int	 store_scan(struct store *, uint32_t user, uint32_t *cursor,
-	    uint32_t max_stripes, store_visit, void *ctx);
+int	 store_scan(struct store *, uint32_t user, uint32_t gen,
+	    uint32_t *cursor, uint32_t max_stripes, store_visit, void *ctx);
 uint32_t store_stripes(const struct store *);
 void	 store_stats(struct store *, struct store_stats *);
 void	 store_note_connection(struct store *);

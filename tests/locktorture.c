@@ -92,7 +92,7 @@ verify(int w, int k)
 
 	g.hit = 0;
 	snprintf(key, sizeof(key), "w%d-k%d", w, k);
-	store_get(&st, uid, key, strlen(key), visit, &g);
+	store_get(&st, uid, USER_ANY_GEN, key, strlen(key), visit, &g);
 	if (!g.hit)
 		return acked == 0;
 	g.v[g.len < VMAX ? g.len : VMAX - 1] = '\0';

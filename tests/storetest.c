@@ -247,8 +247,8 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "userdel") == 0 && n == 2) {
 			printf("%s\n", result(store_user_delete(&st, uid)));
 		} else if (strcmp(w[0], "get") == 0 && n == 3) {
-			if (store_get(&st, uid, w[2], klen, print_value, NULL)
-			    != ST_OK)
+			if (store_get(&st, uid, USER_ANY_GEN, w[2], klen,
+			    print_value, NULL) != ST_OK)
 				printf("NOT_FOUND\n");
 		} else if (strcmp(w[0], "del") == 0 && n == 3) {
 			printf("%s\n", result(store_del(&st, uid, USER_ANY_GEN,

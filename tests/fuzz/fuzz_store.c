@@ -218,7 +218,7 @@ expect_value(struct model *m, const char *key, size_t klen)
 
 	s.hit = 0;
 	s.vlen = 0;
-	rc = store_get(&st, m->id, key, klen, visit, &s);
+	rc = store_get(&st, m->id, USER_ANY_GEN, key, klen, visit, &s);
 	if (e == NULL) {
 		REQUIRE(rc == ST_NOT_FOUND && !s.hit);
 		return;
@@ -340,7 +340,7 @@ op_put(struct model *m, struct input *in, enum store_mode mode, int quota)
 	s.hit = 0;
 	s.cas = 0;
 	if (mode == W_CAS) {
-		store_get(&st, m->id, key, klen, visit, &s);
+		store_get(&st, m->id, USER_ANY_GEN, key, klen, visit, &s);
 		cas = s.cas + (next(in) & 1);	/* right or stale */
 		w.cas = cas;
 	}
