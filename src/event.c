@@ -314,7 +314,7 @@ static int
 defer_login(struct client *cl, const struct cmd_login_job *lj)
 {
 	struct ev_conn *e = cl->defer_ctx;
-	struct job *j;
+	struct job *j, **jp;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
@@ -326,14 +326,9 @@ defer_login(struct client *cl, const struct cmd_login_job *lj)
 	if (address_queued(e->c.peer))
 		log_info("login: %s: waits for the login in progress from its "
 		    "address", e->c.peer);
-	j->next = NULL;
-	{
-		struct job **jp = &queue;
-
-		while (*jp != NULL)
-			jp = &(*jp)->next;
-		*jp = j;
-	}
+	for (jp = &queue; *jp != NULL; jp = &(*jp)->next)
+		;
+	*jp = j;		/* at the end: the queue is oldest first */
 	dispatch(conn_now());
 	return 0;
 }
