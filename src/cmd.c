@@ -442,9 +442,29 @@ delay_ms(struct client *c, const char *addr, const char *name)
 }
 
 /*
- * The delay a login for name from this connection's address is due now:
- * an event loop waits it out as a timer (c->throttled then says so) rather
- * than in a login helper, which other connections share.
+ * What is left of that delay, counted from the last failure of the
+ * address or the name: no login is checked sooner than that after one
+ * fails, whichever process waited.  A key whose probe run is full keeps no
+ * time; for it the wait already done (waited) counts.
+ */
+static unsigned
+delay_left(struct client *c, const char *addr, const char *name,
+    uint32_t waited)
+{
+	unsigned due = delay_ms(c, addr, name);
+	uint32_t age = store_login_fail_age(c->st, addr, name);
+
+	if (age == STORE_AGE_UNKNOWN)
+		age = waited;
+	return due > age ? due - age : 0;
+}
+
+/*
+ * The delay a login for name from this connection's address is due now,
+ * when it gets its address's turn: an event loop waits it out as a timer
+ * (c->throttled then says so) rather than in a login helper, which other
+ * connections share.  The helper then checks delay_left(): a failure from
+ * another worker's connection may have come meanwhile.
  */
 unsigned
 cmd_login_delay(struct client *c, const char *name)
@@ -477,22 +497,45 @@ check_secret(struct client *c, const char *user, const char *pass,
 	int ok;
 
 	peer_address(c, addr, sizeof(addr));
-	/* One attempt at a time from an address: parallel guesses queue up
-	 * and each pays its delay in turn. */
-	if (!store_peer_login_begin(c->st, addr, 0, NULL)) {
-		log_info("login: %s: waits for the login in progress from its "
-		    "address", c->peer);
-		/* As long as the longest delay and a second, or the login
-		 * deadline if that is longer. */
-		if (!store_peer_login_begin(c->st, addr, base * 100 + 1000 >
-		    c->policy->login_wait_ms ? base * 100 + 1000 :
-		    c->policy->login_wait_ms, c->policy->stop)) {
-			*rc = CR_LOGIN_BUSY;
+	if (c->throttled) {
+		/*
+		 * A login helper never waits: its worker's other logins
+		 * would wait behind it.  If another worker's login from the
+		 * address is being checked, or failed since this one's
+		 * delay was reckoned, the worker waits again and asks again.
+		 */
+		if (!store_peer_login_begin(c->st, addr, 0, NULL)) {
+			if (!c->retried)
+				log_info("login: %s: waits for the login in "
+				    "progress from its address", c->peer);
+			c->again_ms = 10;
+			*rc = CR_LOGIN_AGAIN;
 			return 0;
 		}
-	}
-	if (!c->throttled)
+		if ((c->again_ms = delay_left(c, addr, user, c->waited_ms)) >
+		    0) {
+			store_peer_login_end(c->st, addr);
+			*rc = CR_LOGIN_AGAIN;
+			return 0;
+		}
+	} else {
+		/* One attempt at a time from an address: parallel guesses
+		 * queue up and each pays its delay in turn. */
+		if (!store_peer_login_begin(c->st, addr, 0, NULL)) {
+			log_info("login: %s: waits for the login in progress "
+			    "from its address", c->peer);
+			/* As long as the longest delay and a second, or the
+			 * login deadline if that is longer. */
+			if (!store_peer_login_begin(c->st, addr, base * 100 +
+			    1000 > c->policy->login_wait_ms ? base * 100 +
+			    1000 : c->policy->login_wait_ms,
+			    c->policy->stop)) {
+				*rc = CR_LOGIN_BUSY;
+				return 0;
+			}
+		}
 		sleep_ms(delay_ms(c, addr, user));
+	}
 	id = store_user_find(c->st, user);
 	/* -B's account takes no login: it is the listener's alone. */
 	if (c->policy->bound_user != NULL &&

@@ -60,6 +60,7 @@ enum cmd_result {
 	CR_ACCOUNTS_FULL,
 	CR_NO_HASH,		/* the secret could not be hashed */
 	CR_PENDING,		/* handed to a login helper: the answer comes */
+	CR_LOGIN_AGAIN,		/* a login helper's: ask again in again_ms */
 	CR_ERROR
 };
 
@@ -100,7 +101,13 @@ struct client {
 	int			(*defer)(struct client *,
 				    const struct cmd_login_job *);
 	void			*defer_ctx;
-	int			 throttled;	/* the delay was waited out already */
+	/* set (login helpers): the event loop waits the delay, as a timer;
+	 * waited_ms says how long it has; a check that may not go yet
+	 * answers CR_LOGIN_AGAIN with again_ms, the wait still due */
+	int			 throttled;
+	uint32_t		 waited_ms;
+	uint32_t		 again_ms;
+	int			 retried;	/* asked again before */
 	/* the request in hand */
 	const char		*verb;
 	int			 crossed;	/* it acted on another user's store */

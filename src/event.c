@@ -17,7 +17,9 @@
  * very same command-layer login and answers with the identity it
  * established, and the connection goes on.  One job per client address is
  * in flight at a time, so guesses from one address queue in the worker,
- * not in the helpers, and other addresses' logins go ahead.
+ * not in the helpers, and other addresses' logins go ahead.  A helper never
+ * waits: if another worker's login from the address is being checked, or
+ * failed meanwhile, it answers CR_LOGIN_AGAIN and the job waits again here.
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -45,7 +47,9 @@
 /* What a worker sends a helper, and what comes back. */
 struct job_msg {
 	uint64_t		id;
-	int32_t			throttled;	/* the worker waited the delay */
+	int32_t			throttled;	/* the worker waits the delay */
+	uint32_t		waited_ms;	/* so far */
+	int32_t			retried;	/* asked again before */
 	char			peer[NET_NAME_MAX];
 	struct cmd_login_job	job;
 };
@@ -53,6 +57,7 @@ struct job_msg {
 struct answer_msg {
 	uint64_t	id;
 	int32_t		rc;
+	uint32_t	again_ms;	/* CR_LOGIN_AGAIN: wait this, then ask */
 	uint32_t	user, gen, target, target_gen;
 	int32_t		role;
 	char		name[KV_USER_MAX + 1];
@@ -65,6 +70,7 @@ struct job {
 	struct job	*next;
 	struct ev_conn	*owner;		/* NULL once the connection is gone */
 	uint64_t	 not_before;	/* its throttle delay ends, ms; 0 unset */
+	uint64_t	 timed_at;	/* the delay was first reckoned, ms */
 	int		 timed;		/* not_before is set */
 	struct job_msg	 msg;
 };
@@ -125,9 +131,12 @@ helper_main(int fd)
 		m.job.secret[sizeof(m.job.secret) - 1] = '\0';
 		cmd_init(&cl, cfg->store, &cfg->policy, m.peer);
 		cl.throttled = m.throttled != 0;
+		cl.waited_ms = m.waited_ms;
+		cl.retried = m.retried != 0;
 		memset(&a, 0, sizeof(a));
 		a.id = m.id;
 		a.rc = cmd_login_job_run(&cl, &m.job);
+		a.again_ms = cl.again_ms;
 		explicit_bzero(&m.job, sizeof(m.job));
 		a.user = cl.user;
 		a.gen = cl.gen;
@@ -268,6 +277,7 @@ dispatch(uint64_t now)
 		}
 		if (!j->timed) {
 			j->timed = 1;
+			j->timed_at = now;
 			j->not_before = now + (j->owner != NULL ?
 			    cmd_login_delay(&j->owner->c.cl, j->msg.job.name) :
 			    0);
@@ -281,12 +291,12 @@ dispatch(uint64_t now)
 		if ((h = idle_helper()) == NULL)
 			return;
 		j->msg.throttled = 1;
+		j->msg.waited_ms = (uint32_t)(now - j->timed_at);
 		if (send(h->fd, &j->msg, sizeof(j->msg), MSG_NOSIGNAL) !=
 		    (ssize_t)sizeof(j->msg)) {
 			log_warn("login helper %ld: send", (long)h->pid);
 			return;
 		}
-		explicit_bzero(&j->msg.job, sizeof(j->msg.job));
 		*jp = j->next;
 		j->next = NULL;
 		h->job = j;
@@ -451,6 +461,17 @@ answer(int i, uint64_t now)
 			h->fd = -1;
 	}
 	h->job = NULL;
+	if (j != NULL && j->owner != NULL && a.rc == CR_LOGIN_AGAIN) {
+		/* Not yet: back to the head of the queue, still the oldest
+		 * of its address, with the rest of its delay to wait. */
+		j->not_before = now + (a.again_ms < 3600000 ? a.again_ms :
+		    3600000);
+		j->msg.retried = 1;
+		j->next = queue;
+		queue = j;
+		dispatch(now);
+		return;
+	}
 	if (j != NULL && j->owner != NULL) {
 		struct ev_conn *e = j->owner;
 
@@ -468,6 +489,8 @@ answer(int i, uint64_t now)
 		conn_login_done(&e->c, a.rc, &who);
 		drive(e, 0, now);
 	}
+	if (j != NULL)
+		explicit_bzero(j, sizeof(*j));	/* the secret with it */
 	free(j);
 	dispatch(now);
 }

@@ -145,7 +145,7 @@ struct kv_peer {
 	int64_t		last_fail;
 	int64_t		reg_window;	/* start of the registration window */
 	uint32_t	busy;		/* pid checking a login from it, 0 = none */
-	uint32_t	pad;
+	uint32_t	fail_ms;	/* CLOCK_MONOTONIC ms of last_fail, low bits */
 };
 
 /*

@@ -136,6 +136,8 @@ fails_of(struct store *st, int kind, const char *what)
 	return LOAD(&p->fails);
 }
 
+static uint64_t	now_ms(void);
+
 static void
 fail(struct store *st, int kind, const char *what)
 {
@@ -148,6 +150,37 @@ fail(struct store *st, int kind, const char *what)
 		STORE(&p->fails, 0);
 	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
 	STORE(&p->last_fail, now);
+	STORE(&p->fail_ms, (uint32_t)now_ms());
+}
+
+/*
+ * Milliseconds since the key's last failure: STORE_AGE_NONE when it counts
+ * none, STORE_AGE_UNKNOWN when its probe run is full (it counts the most,
+ * with no time kept).  The clock is one for every process of the machine;
+ * its low 32 bits wrap after 49 days, long after FAIL_FORGET.
+ */
+static uint32_t
+fail_age(struct store *st, int kind, const char *what)
+{
+	struct kv_peer *p = peer_entry(st, kind, what, 0);
+	uint32_t age;
+
+	if (p == NULL)
+		return run_full(st, kind, what) ? STORE_AGE_UNKNOWN :
+		    STORE_AGE_NONE;
+	if (fails_of(st, kind, what) == 0)
+		return STORE_AGE_NONE;
+	age = (uint32_t)now_ms() - LOAD(&p->fail_ms);
+	return age >= STORE_AGE_UNKNOWN ? STORE_AGE_UNKNOWN - 1 : age;
+}
+
+/* The younger of the address's and the name's last failures, in ms. */
+uint32_t
+store_login_fail_age(struct store *st, const char *addr, const char *name)
+{
+	uint32_t a = fail_age(st, 0, addr), n = fail_age(st, 1, name);
+
+	return a < n ? a : n;
 }
 
 uint32_t

@@ -257,6 +257,12 @@ void	 store_audit_read(struct store *, unsigned max,
 uint32_t store_peer_fails(struct store *, const char *addr);
 void	 store_peer_fail(struct store *, const char *addr);
 uint32_t store_name_fails(struct store *, const char *name);
+/* ms since the last failure of the address or the name, whichever is
+ * younger */
+#define STORE_AGE_NONE		UINT32_MAX		/* none counted */
+#define STORE_AGE_UNKNOWN	(UINT32_MAX - 1)	/* counted, no time */
+uint32_t store_login_fail_age(struct store *, const char *addr,
+	    const char *name);
 void	 store_name_fail(struct store *, const char *name, int reset);
 int	 store_peer_login_begin(struct store *, const char *addr,
 	    unsigned wait_ms, volatile sig_atomic_t *stop);

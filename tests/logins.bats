@@ -87,9 +87,11 @@ median() {
 	assert_output --partial '-B pool: the account has a password'
 }
 
-@test "parallel wrong logins from one address are checked one at a time and pay every delay" {
+# parallel_guesses ARGS...: six wrong logins at once from one address,
+# against a daemon started with ARGS; they pay every delay.
+parallel_guesses() {
 	local t0 dt i
-	kv_start -D 50
+	kv_start -D 50 "$@"
 	# Six guesses at once, at six names (no name's count helps): checked
 	# one after another, they wait 0+50+100+200+400+800 ms.
 	t0=$(now_ms)
@@ -111,6 +113,15 @@ median() {
 	run login_from 127.0.0.22 ghost wrong
 	assert_output 'ERR auth login failed'
 	(($(now_ms) - t0 < 1000))
+}
+
+@test "parallel wrong logins from one address are checked one at a time and pay every delay" {
+	parallel_guesses
+}
+
+@test "the same on the event engine, with the guesses spread over 6 workers" {
+	KV_ENGINE_ARGS=(-e event)
+	parallel_guesses -w 6
 }
 
 @test "a successful login does not reset the address's failure count" {
