@@ -438,10 +438,10 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 		return 1;
 	return 0;
 }
-int
-store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
+static int
+put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,
-    uint64_t *cas_out)
+    uint64_t *cas_out, size_t *needp)
 {
 	struct found f;
 	struct kv_item *old;
@@ -526,7 +526,7 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 			blen = old->vlen;
 		}
 	}
-	need = ITEM_HDR + klen + alen + blen;
+	*needp = need = ITEM_HDR + klen + alen + blen;
 	if ((cls = class_for(st, need)) == -1) {
 		rc = ST_TOO_LARGE;
 		goto out;
@@ -560,6 +560,26 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		*cas_out = item_at(st, ref)->cas;
 out:
 	unlock_found(st, &f);
+	return rc;
+}
+
+/*
+ * A write that finds no room, or its store at its quota, is tried once
+ * more if make_room() (room.c) freed something; it runs with no stripe
+ * held, since it takes stripes of its own.
+ */
+int
+store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, const void *val, size_t vlen, const struct store_write *w,
+    uint64_t *cas_out)
+{
+	size_t need = 0;
+	int rc;
+
+	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need);
+	if ((rc == ST_FULL || rc == ST_QUOTA) && make_room(st, user, need, rc))
+		rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out,
+		    &need);
 	return rc;
 }
 
@@ -641,8 +661,8 @@ parse_u64(const char *p, size_t n, uint64_t *out)
 	return 0;
 }
 
-int
-store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
+static int
+arith_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, int incr, uint64_t delta, uint64_t *result)
 {
 	struct found f;
@@ -688,6 +708,18 @@ store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	*result = v;
 out:
 	unlock_found(st, &f);
+	return rc;
+}
+
+int
+store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
+    size_t klen, int incr, uint64_t delta, uint64_t *result)
+{
+	int rc;
+
+	rc = arith_once(st, user, gen, key, klen, incr, delta, result);
+	if (rc == ST_FULL && make_room(st, user, ITEM_HDR + klen + 20, rc))
+		rc = arith_once(st, user, gen, key, klen, incr, delta, result);
 	return rc;
 }
 

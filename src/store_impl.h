@@ -144,4 +144,7 @@ int	 alloc_chunk(struct store *, size_t bytes, uint32_t *refp);
 void	 drop_pending(struct store *, struct kv_slot *);
 void	 finish_write(struct store *, struct kv_slot *);
 
+/* room.c */
+int	 make_room(struct store *, uint32_t user, size_t need, int why);
+
 #endif
