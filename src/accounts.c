@@ -147,8 +147,10 @@ store_user_create(struct store *st, const char *name, int role,
 	memcpy(u->name, name, strlen(name));
 	u->role = (uint32_t)role;
 	u->quota_keys = u->quota_bytes = 0;
-	/* A delayed flush of the slot's last owner is not this one's. */
+	/* A delayed flush of the slot's last owner is not this one's, nor
+	 * its evictions. */
 	STORE(&u->flush_at, 0);
+	STORE(&u->evictions, 0);
 	set_hash(st, u, hash);
 	tx_set32(st, l, &u->state, USER_ACTIVE);
 	tx_commit(l);
@@ -171,6 +173,7 @@ view_user(struct store *st, uint32_t id, struct user_view *v)
 	v->gen = u->gen;
 	v->keys = LOAD(&u->keys);
 	v->bytes = LOAD(&u->bytes);
+	v->evictions = LOAD(&u->evictions);
 	v->quota_keys = u->quota_keys;
 	v->quota_bytes = u->quota_bytes;
 	v->fails = LOAD(&u->fails);

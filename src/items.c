@@ -143,7 +143,8 @@ void
 note_access(struct kv_item *it, uint32_t now)
 {
 	STORE(&it->pad2, now);
-	__atomic_or_fetch(&it->pad, ITEM_META_FETCHED, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&it->pad, ITEM_META_FETCHED | ITEM_META_ACTIVE,
+	    __ATOMIC_RELAXED);
 }
 
 /*

@@ -174,12 +174,15 @@ event(const char *action, const char *target)
 	audit(&st, NULL, operator, -1, action, target, NULL, 0);
 }
 
+/* ctx: non-zero for a cache (kvstored -E), whose lines end in evictions. */
 static void
 print_user(void *ctx, const struct user_view *v)
 {
-	(void)ctx;
-	printf("%s %s keys %llu bytes %llu\n", v->name, role_name(v->role),
+	printf("%s %s keys %llu bytes %llu", v->name, role_name(v->role),
 	    (unsigned long long)v->keys, (unsigned long long)v->bytes);
+	if (*(const int *)ctx)
+		printf(" evictions %llu", (unsigned long long)v->evictions);
+	printf("\n");
 }
 
 /* An account being deleted: by a live userdel, or left by a killed one. */
@@ -418,7 +421,10 @@ main(int argc, char **argv)
 		segment_users_file(owner);
 
 	if (strcmp(cmd, "users") == 0 && argc == 1) {
-		store_user_list(&st, print_user, NULL);
+		struct store_stats ss;
+
+		store_stats(&st, &ss);
+		store_user_list(&st, print_user, &ss.cache_mode);
 		store_user_list_deleting(&st, print_deleting, NULL);
 	}
 	else if (strcmp(cmd, "useradd") == 0 && (argc == 2 || argc == 3)) {

@@ -53,6 +53,7 @@ struct options {
 	int		 verbose;
 	int		 remove;
 	int		 check;
+	int		 cache;		/* -E: the segment is a cache */
 	int		 closed;
 	const char	*pidfile;
 	const char	*user;
@@ -76,7 +77,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
+	    "usage: kvstored [-CEfhiRrVv] [-A users-file] [-B user] "
 	    "[-c maxconn] [-D throttle-ms] [-e prefork|event]\n"
 	    "                [-g registrations] [-H per-address] "
 	    "[-U per-address-before-login]\n"
@@ -151,7 +152,7 @@ parse_options(int argc, char **argv, struct options *o)
 		o->workers = 1;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:CD:e:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
+	while ((ch = getopt(argc, argv, "A:B:c:CD:Ee:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -159,6 +160,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'C':
 			o->check = 1;
+			break;
+		case 'E':
+			o->cache = 1;
 			break;
 		case 'f':
 			o->foreground = 1;
@@ -360,6 +364,7 @@ open_store(const struct options *o, struct store *st)
 	char err[512];
 
 	store_geometry_default(&g, o->size_mb, o->value_max);
+	g.cache = o->cache;
 	if (store_open(st, o->segment, &g, STORE_CREATE, err, sizeof(err)) ==
 	    -1)
 		fatalx("%s", err);
@@ -491,6 +496,9 @@ log_start(const struct options *o, struct master_config *mc)
 	    (unsigned long)o->size_mb, o->maxconn);
 	if (o->engine == ENGINE_EVENT)
 		log_info("start: event engine, %d workers", o->workers);
+	if (o->cache)
+		log_info("start: cache mode: a write that finds no room "
+		    "evicts");
 	for (i = 1; i < mc->nlfd; i++)
 		if (mc->lproto[i] == PROTO_MEMCACHED &&
 		    net_local(mc->lfd[i], addr, sizeof(addr), &port) == 0)

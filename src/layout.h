@@ -22,7 +22,7 @@
 #include "kvstore.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	4
+#define KV_LAYOUT_VERSION	5
 #define KV_CLASSES_MAX		64
 #define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
@@ -71,6 +71,7 @@ struct kv_stripe {
 	uint64_t	cas_hits, cas_misses, cas_badval;
 	uint64_t	reclaimed;	/* expired items unlinked */
 	uint64_t	no_memory;	/* writes refused: the arena was full */
+	uint64_t	evictions;	/* items evicted (cache mode) */
 } __attribute__((aligned(KV_CACHELINE)));
 
 /* A stored item; its chunk comes from one size class. */
@@ -122,6 +123,7 @@ struct kv_user {
 	int64_t		flush_at;
 	uint64_t	flush_cas;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
+	uint64_t	evictions;	/* its items evicted (cache mode), atomic */
 };
 
 /* One audit line; seq is written after the text, so a torn line shows. */
@@ -217,6 +219,13 @@ struct kv_header {
 	uint32_t	next_page;	/* under the alloc lock */
 	uint32_t	pad3;
 	struct kv_class	classes[KV_CLASSES_MAX];
+	/* cache mode (evict.c): set at creation; the clock hand of each
+	 * class, the chunk (a ref) it stopped at; evictions per class.
+	 * Atomics, no lock. */
+	uint32_t	cache_mode;
+	uint32_t	hand_all;	/* the hand over every page: a ref */
+	uint32_t	hand[KV_CLASSES_MAX];
+	uint64_t	evicted[KV_CLASSES_MAX];
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \

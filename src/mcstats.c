@@ -71,13 +71,14 @@ general(struct conn *c, const struct store_stats *ss,
 	    "STAT total_items %" PRIu64 "\r\n"
 	    "STAT bytes %" PRIu64 "\r\n"
 	    "STAT reclaimed %" PRIu64 "\r\n"
-	    "STAT evictions 0\r\n"
+	    "STAT evictions %" PRIu64 "\r\n"
 	    "STAT kvstore_version %s\r\n"
 	    "STAT kvstore_user %s\r\n"
 	    "STAT kvstore_items %" PRIu64 "\r\n"
 	    "STAT kvstore_bytes_used %" PRIu64 "\r\n"
 	    "STAT kvstore_bytes_free %" PRIu64 "\r\n"
 	    "STAT kvstore_value_max %" PRIu32 "\r\n"
+	    "STAT kvstore_evictions %" PRIu64 "\r\n"
 	    "END\r\n",
 	    (long)getpid(), (int64_t)now - ss->created, (int64_t)now,
 	    MC_VERSION, (int)(sizeof(void *) * 8), ss->curr_connections,
@@ -88,8 +89,9 @@ general(struct conn *c, const struct store_stats *ss,
 	    ss->cas_misses, ss->cas_hits, ss->cas_badval, ss->touch_hits,
 	    ss->touch_misses, ss->no_memory, ss->auth_failures,
 	    c->bytes_read, c->bytes_written, ss->bytes_limit, v->keys,
-	    ss->puts, v->bytes, ss->reclaimed, KV_VERSION, v->name, ss->items,
-	    ss->bytes_used, ss->bytes_free, ss->value_max);
+	    ss->puts, v->bytes, ss->reclaimed, v->evictions, KV_VERSION,
+	    v->name, ss->items, ss->bytes_used, ss->bytes_free, ss->value_max,
+	    ss->evictions);
 }
 
 /* The acting store's items per size class, from one walk. */
@@ -126,12 +128,18 @@ census(struct conn *c, struct census *k)
 	return rc;
 }
 
-/* memcached's "stats items": classes holding items, numbered from 1. */
+/*
+ * memcached's "stats items": classes holding items, numbered from 1; the
+ * store's items, and the segment's evictions of each class.
+ */
 static void
 items(struct conn *c, const struct census *k)
 {
-	uint32_t now = (uint32_t)time(NULL), i, id;
+	struct store_class cl[CLASSES];
+	uint32_t now = (uint32_t)time(NULL), i, id, n;
 
+	if (cmd_classes(&c->cl, cl, CLASSES - 1, &n) != CR_OK)
+		n = 0;
 	for (i = 0; i < CLASSES - 1; i++) {
 		if (k->n[i] == 0)
 			continue;
@@ -140,13 +148,13 @@ items(struct conn *c, const struct census *k)
 		    "STAT items:%u:number %" PRIu64 "\r\n"
 		    "STAT items:%u:age %" PRIu32 "\r\n"
 		    "STAT items:%u:mem_requested %" PRIu64 "\r\n"
-		    "STAT items:%u:evicted 0\r\n"
+		    "STAT items:%u:evicted %" PRIu64 "\r\n"
 		    "STAT items:%u:evicted_nonzero 0\r\n"
 		    "STAT items:%u:evicted_time 0\r\n"
 		    "STAT items:%u:outofmemory 0\r\n",
 		    id, k->n[i], id,
 		    now > k->oldest[i] ? now - k->oldest[i] : 0,
-		    id, k->bytes[i], id, id, id, id);
+		    id, k->bytes[i], id, i < n ? cl[i].evicted : 0, id, id, id);
 	}
 	mc_reply_always(c, "END");
 }
@@ -195,7 +203,7 @@ settings(struct conn *c, const struct store_stats *ss)
 	buf_printf(&c->ob,
 	    "STAT maxbytes %" PRIu64 "\r\n"
 	    "STAT verbosity 0\r\n"
-	    "STAT evictions off\r\n"
+	    "STAT evictions %s\r\n"
 	    "STAT growth_factor 1.25\r\n"
 	    "STAT chunk_size %" PRIu32 "\r\n"
 	    "STAT num_threads 1\r\n"
@@ -211,7 +219,7 @@ settings(struct conn *c, const struct store_stats *ss)
 	    "STAT kvstore_quota_keys %" PRIu64 "\r\n"
 	    "STAT kvstore_quota_bytes %" PRIu64 "\r\n"
 	    "END\r\n",
-	    ss->bytes_limit, cl[0].size,
+	    ss->bytes_limit, ss->cache_mode ? "on" : "off", cl[0].size,
 	    cfg->bound_user != NULL ? "no" : "yes", ss->value_max,
 	    cfg->mc_idle_timeout, cfg->policy.quota_keys,
 	    cfg->policy.quota_bytes);

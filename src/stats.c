@@ -40,7 +40,9 @@ store_stats(struct store *st, struct store_stats *out)
 		out->cas_badval += s->cas_badval;
 		out->reclaimed += s->reclaimed;
 		out->no_memory += s->no_memory;
+		out->evictions += s->evictions;
 	}
+	out->cache_mode = h->cache_mode != 0;
 	for (i = 0; i < h->nslots; i++)
 		if (LOAD(&slots[i].pid) != 0)
 			out->curr_connections++;
@@ -91,6 +93,7 @@ store_classes(struct store *st, struct store_class *out, uint32_t max)
 		out[i].size = c->size;
 		out[i].chunks_per_page = h->page_size / c->size;
 		out[i].pages = 0;
+		out[i].evicted = LOAD(&h->evicted[i]);
 		out[i].unused = bump != 0 && end > bump ?
 		    (end - bump) / (c->size / KV_ITEM_ALIGN) : 0;
 	}

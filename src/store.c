@@ -48,6 +48,7 @@ store_geometry_default(struct store_geometry *g, uint64_t size_mb,
 {
 	g->size = size_mb * 1024 * 1024;
 	g->value_max = value_max;
+	g->cache = 0;
 }
 
 /* Lay out a header for the geometry; -1 when it does not fit. */
@@ -63,6 +64,7 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	h->abi = KV_ABI;
 	h->size = g->size;
 	h->value_max = g->value_max;
+	h->cache_mode = g->cache != 0;
 	h->page_size = (uint32_t)round_up(ITEM_HDR + KV_KEY_MAX + g->value_max,
 	    4096);
 	if (h->page_size < PAGE_MIN)
@@ -124,10 +126,10 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 }
 
 static void
-describe(char *buf, size_t n, uint64_t size, uint32_t value_max)
+describe(char *buf, size_t n, uint64_t size, uint32_t value_max, int cache)
 {
-	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32,
-	    size / (1024 * 1024), value_max);
+	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32 "%s",
+	    size / (1024 * 1024), value_max, cache ? " -E" : "");
 }
 
 static int
@@ -153,9 +155,12 @@ check_header(struct store *st, const struct store_geometry *g, char *err,
 		    "%" PRIu64, st->name, st->size, h->size);
 		return -1;
 	}
-	if (g != NULL && (g->size != h->size || g->value_max != h->value_max)) {
-		describe(have, sizeof(have), h->size, h->value_max);
-		describe(want, sizeof(want), g->size, g->value_max);
+	if (g != NULL && (g->size != h->size || g->value_max != h->value_max ||
+	    (g->cache != 0) != (h->cache_mode != 0))) {
+		describe(have, sizeof(have), h->size, h->value_max,
+		    h->cache_mode != 0);
+		describe(want, sizeof(want), g->size, g->value_max,
+		    g->cache != 0);
 		snprintf(err, errlen, "segment %s was created with %s, not %s; "
 		    "start with %s, or remove it with kvstored -R -s %s",
 		    st->name, have, want, have, st->name);

@@ -31,6 +31,7 @@ struct store {
 struct store_geometry {
 	uint64_t	size;		/* bytes */
 	uint32_t	value_max;
+	int		cache;		/* cache mode: evict rather than refuse */
 };
 
 enum store_result {
@@ -69,6 +70,7 @@ struct store_write {
 #define ITEM_META_WON		0x02	/* a recache win was handed out */
 #define ITEM_META_STALE		0x04	/* marked stale (md I, ms I) */
 #define ITEM_META_BINKEY	0x08	/* its key came base64-encoded */
+#define ITEM_META_ACTIVE	0x10	/* read since the clock hand passed */
 
 struct item_view {
 	const char	*key;
@@ -147,6 +149,8 @@ struct store_stats {
 	uint64_t	delete_misses, touch_hits, touch_misses;
 	uint64_t	incr_hits, incr_misses, decr_hits, decr_misses;
 	uint64_t	cas_hits, cas_misses, cas_badval, reclaimed, no_memory;
+	uint64_t	evictions;
+	int		cache_mode;
 	uint64_t	rejected_connections;
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
@@ -158,7 +162,7 @@ struct user_view {
 	char		name[33];
 	int		role;
 	uint32_t	gen;
-	uint64_t	keys, bytes;
+	uint64_t	keys, bytes, evictions;
 	uint64_t	quota_keys, quota_bytes;
 	uint32_t	fails;
 	char		hash[128];
@@ -222,6 +226,7 @@ void	 store_note_rejected(struct store *);
 /* Size classes: chunk bytes, pages carved, chunks never handed out. */
 struct store_class {
 	uint32_t	size, pages, chunks_per_page, unused;
+	uint64_t	evicted;
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);

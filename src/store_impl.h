@@ -147,4 +147,7 @@ void	 finish_write(struct store *, struct kv_slot *);
 /* room.c */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);
 
+/* evict.c: cache mode */
+int	 evict_for(struct store *, uint32_t user, size_t need, int why);
+
 #endif
