@@ -29,8 +29,9 @@ struct store {
 
 /* Geometry chosen when a segment is created; a later open must match. */
 struct store_geometry {
-	uint64_t	size;		/* bytes */
+	uint64_t	size;		/* bytes, the account table's included */
 	uint32_t	value_max;
+	uint32_t	users;		/* accounts the segment can hold */
 };
 
 enum store_result {
@@ -225,6 +226,7 @@ struct store_class {
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
+uint32_t store_accounts_max(const struct store *);	/* the table's size */
 
 /* User slots: mechanism only; roles and secrets mean something in auth.c. */
 uint32_t store_user_find(struct store *, const char *name);
