@@ -41,6 +41,15 @@
 #include "store.h"
 #include "store_impl.h"
 
+void	(*store_test_accounts)(const char *);
+
+static void
+test_step(const char *step)
+{
+	if (store_test_accounts != NULL)
+		store_test_accounts(step);
+}
+
 /* ---- the name index ------------------------------------------------------ */
 
 uint64_t
@@ -107,6 +116,7 @@ rebuild(struct store *st)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (i = 0; i <= mask; i++)
 		__atomic_store_n(&e[i], NAME_EMPTY, __ATOMIC_RELAXED);
+	test_step("rebuild");
 	for (i = 1; i <= h->users_hwm && i <= h->nusers; i++) {
 		u = &users(st)[i - 1];
 		if (u->state == USER_EMPTY)
@@ -344,6 +354,7 @@ store_user_create(struct store *st, const char *name, int role,
 	name_insert(st, l, at, hv, slot);
 	tx_set32(st, l, &h->users_live, h->users_live + 1);
 	tx_set32(st, l, &u->state, USER_ACTIVE);
+	test_step("create");
 	tx_commit(l);
 	lock_release(st, l);
 	*id = slot;
@@ -544,6 +555,7 @@ store_user_delete(struct store *st, uint32_t id)
 		tx_set32(st, l, &u->state, USER_EMPTY);
 		tx_set32(st, l, &u->deleter, 0);
 		give_slot(st, l, id);
+		test_step("delete");
 	}
 	tx_commit(l);
 	if (st->hdr->names_tombs > (st->hdr->names_mask + 1) / 8)

@@ -696,8 +696,10 @@ store_check(struct store *st, FILE *out)
 			break;
 		check_reset(&c, arena_units);
 	}
-	check_deleting(&c);
+	/* The users lock first: taking it undoes what a dead holder left
+	 * half done, which check_deleting() then sees as it is. */
 	check_names(&c);
+	check_deleting(&c);
 	if (!still && out != NULL)
 		fprintf(out, "check: the store changed during %s%d walk%s: "
 		    "account counts and chunk totals were not compared\n",

@@ -294,5 +294,12 @@ int	 store_check(struct store *, FILE *report);
 extern void	(*store_test_hold)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
+/*
+ * store_test_accounts(step) runs inside the users lock's critical sections
+ * of accounts.c, at their last step before the commit: "create" (the name
+ * indexed and the slot published), "delete" (the name's tombstone left and
+ * the slot freed), and "rebuild" (the name index emptied, not yet refilled).
+ */
+extern void	(*store_test_accounts)(const char *step);
 
 #endif

@@ -89,6 +89,22 @@ term() {
 	assert_output --partial 'kvstored: -a must be a number from 1 to 4000000'
 }
 
+@test "a users file with more accounts than the table is refused at start, naming the line" {
+	local f=$BATS_TEST_TMPDIR/users
+
+	printf '%s\n' 'a:guest:*' 'b:guest:*' 'c:manager:*' 'd:guest:*' >"$f"
+	chmod 600 "$f"
+	run -1 timeout 10 "$KVSTORED" -f -p 0 -s "$KV_SHM" -m 16 -a 3 -A "$f" \
+	    -u "$(id -un)" 3>&-
+	assert_output --partial "$f:4: cannot add account d: all 3 accounts of the segment are taken (kvstored -a)"
+	# the segment was made before the file was read: it stays, of -a 3
+	run -0 "$KVSTORED" -R -s "$KV_SHM"
+	kv_start -a 4 -A "$f"
+	run -0 ctl users
+	assert_equal "${#lines[@]}" 4
+	assert_line -n 2 'c manager keys 0 bytes 0'
+}
+
 @test "100000 accounts: loaded from the users file, the last one logs in and works, the check is clean" {
 	local f=$BATS_TEST_TMPDIR/users hash secret=the-secret-of-every-u start t
 

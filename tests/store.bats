@@ -597,3 +597,46 @@ sta() {
 	run -1 sta 8 4000001 </dev/null
 	assert_output --partial 'a segment holds 1 to 4000000 accounts'
 }
+
+@test "accounts: a process killed inside a change of the accounts leaves the index as before it" {
+	local script=$BATS_TEST_TMPDIR/churn i
+
+	run -0 sta 4 8 <<<'users u 3'
+	# a registration: the name indexed, the slot published, not committed
+	run -9 sta 4 8 <<<$'crash create\nuser x'
+	assert_output ''
+	# the next holder of the users lock (the checker) undoes it
+	run -0 sta 4 8 <<<$'check\nfind x\ncount\nuser y\nfind y\ncheck'
+	assert_output --partial 'holder pid'
+	assert_output --partial 'died, recovering'
+	assert_line -n -6 clean
+	assert_line -n -5 0
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 4
+	assert_line -n -1 clean
+	# a userdel's last step: the name's tombstone left, the slot freed
+	run -9 sta 4 8 <<<$'put 1 k v\ncrash delete\nuserdel 1'
+	assert_output 'OK'
+	run -0 sta 4 8 <<<$'check'
+	assert_output --partial 'user 1 (u0): left being deleted by an interrupted userdel, 0 items to go'
+	run -0 sta 4 8 <<<$'finddel u0\nuser u0\nuserdel 1\nfinddel u0\nuser u0\ncheck'
+	assert_line -n -6 1
+	assert_line -n -5 DELETING
+	assert_line -n -4 OK
+	assert_line -n -3 0
+	assert_line -n -2 1
+	assert_line -n -1 clean
+	# a rebuild cut short, the index emptied: the next lookup redoes it
+	{
+		echo 'crash rebuild'
+		for ((i = 0; i < 10; i++)); do echo 'userdel 2'; echo "user z$i"; done
+	} >"$script"
+	run -9 sta 4 8 <"$script"
+	run -0 sta 4 8 <<<$'names\nfind u2\nfind y\nnames\ncheck'
+	assert_line -n 0 --regexp '^rebuilt 0 tombs [1-9][0-9]*$'
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 'rebuilt 1 tombs 0'
+	assert_line -n -1 clean
+}

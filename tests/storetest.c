@@ -16,6 +16,9 @@
  *   mark UID			mark the account as being deleted (a userdel
  *				killed after its first step)
  *   count			accounts in use, as -N counts them
+ *   crash STEP			die (_exit 9) at STEP of the next account
+ *				change, holding the users lock, its change
+ *				not committed (store.h's store_test_accounts)
  *   names			the name index: "rebuilt N tombs T" (N: how
  *				many rebuilds, T: tombstones now)
  *   put UID KEY VALUE		prints OK or the failure
@@ -52,11 +55,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 /* The store's inside, to break it on purpose (corrupt), as the fuzz target
  * does to kill a writer. */
 #include "store_impl.h"
+
+static char crash_at[32];
+
+static void
+crash(const char *step)
+{
+	if (strcmp(step, crash_at) == 0) {
+		fflush(stdout);
+		_exit(9);
+	}
+}
 
 static const char *
 result(int rc)
@@ -280,6 +295,9 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "mark") == 0 && n == 2) {
 			printf("%s\n", result(store_user_mark_deleting(&st,
 			    uid)));
+		} else if (strcmp(w[0], "crash") == 0 && n == 2) {
+			snprintf(crash_at, sizeof(crash_at), "%s", w[1]);
+			store_test_accounts = crash;
 		} else if (strcmp(w[0], "names") == 0 && n == 1) {
 			printf("rebuilt %u tombs %u\n", st.hdr->names_gen / 2,
 			    st.hdr->names_tombs);
