@@ -62,11 +62,19 @@ names_for(uint32_t users)
 	return n;
 }
 
+/* The account table and its name index, in bytes. */
+static uint64_t
+accounts_bytes(uint32_t users)
+{
+	return (uint64_t)users * sizeof(struct kv_user) +
+	    (uint64_t)names_for(users) * sizeof(uint32_t);
+}
+
 /* Lay out a header for the geometry; -1 when it does not fit. */
 static int
 plan(struct kv_header *h, const struct store_geometry *g)
 {
-	uint64_t off, maxpages, per_bucket = 192;
+	uint64_t off, maxpages, per_bucket = 192, items;
 	uint32_t nb = 1024;
 
 	memset(h, 0, sizeof(*h));
@@ -79,7 +87,17 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	    4096);
 	if (h->page_size < PAGE_MIN)
 		h->page_size = PAGE_MIN;
-	while ((uint64_t)nb * 2 * per_bucket <= g->size && nb < (1U << 30))
+	/* Buckets for the items' share: an account table larger than the
+	 * default buys none (and a default segment keeps the buckets it
+	 * always had). */
+	items = g->size;
+	if (g->users > KV_ACCOUNTS_DEFAULT && g->users <= KV_ACCOUNTS_MAX) {
+		uint64_t extra = accounts_bytes(g->users) -
+		    accounts_bytes(KV_ACCOUNTS_DEFAULT);
+
+		items = extra < items ? items - extra : 0;
+	}
+	while ((uint64_t)nb * 2 * per_bucket <= items && nb < (1U << 30))
 		nb *= 2;
 	h->nbuckets = nb;
 	h->nstripes = nb < KV_STRIPES_MAX ? nb : KV_STRIPES_MAX;
