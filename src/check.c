@@ -467,6 +467,113 @@ check_deleting(struct check *c)
 	}
 }
 
+/*
+ * The accounts' own structures, under the users lock (accounts change only
+ * under it, so this part is exact whatever else moves): the count for -N,
+ * the slots above the high-water mark, the free list, and the name index,
+ * where every account that is not empty is found by its name at its slot,
+ * once, and every other entry is empty or a tombstone.
+ */
+static void
+check_names(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_lock *l = &h->users_lock;
+	uint32_t *e, i, at, id, v, live = 0, used = 0, nfree = 0, tombs = 0;
+	uint32_t mask = h->names_mask;
+	uint8_t *mark;
+	uint64_t hv;
+
+	if ((mark = calloc((size_t)h->nusers + 1, 1)) == NULL)
+		fatal("calloc");
+	lock_acquire(st, l);
+	if (h->names_gen & 1) {
+		if (c->out != NULL)
+			fprintf(c->out, "check: name index: a rebuild was cut "
+			    "short; the next change of an account redoes it\n");
+		goto out;
+	}
+	if (h->users_hwm > h->nusers)
+		complain(c, "accounts: high-water mark %u beyond %u slots",
+		    h->users_hwm, h->nusers);
+	for (i = 1; i <= h->nusers; i++) {
+		uint32_t state = users(st)[i - 1].state;
+
+		if (state == USER_ACTIVE)
+			live++;
+		if (state != USER_EMPTY) {
+			used++;
+			if (i > h->users_hwm)
+				complain(c, "user %u: in use above the high-water "
+				    "mark %u", i, h->users_hwm);
+		}
+	}
+	if (live != h->users_live)
+		complain(c, "accounts: %u active, counted %u", live,
+		    h->users_live);
+	for (id = h->users_free; id != 0; id = users(st)[id - 1].next_free) {
+		if (id > h->users_hwm || mark[id] ||
+		    users(st)[id - 1].state != USER_EMPTY) {
+			complain(c, "accounts: free list has slot %u, which is "
+			    "%s", id, id > h->users_hwm ? "above the mark" :
+			    mark[id] ? "listed twice" : "in use");
+			break;
+		}
+		mark[id] = 1;
+		nfree++;
+	}
+	if (h->users_hwm <= h->nusers && nfree != h->users_hwm - used)
+		complain(c, "accounts: %u free slots listed, %u empty below "
+		    "the mark", nfree, h->users_hwm - used);
+	memset(mark, 0, (size_t)h->nusers + 1);
+	e = names(st);
+	for (i = 0; i <= mask; i++) {
+		struct kv_user *u;
+
+		if ((v = e[i]) == NAME_EMPTY)
+			continue;
+		if (v == NAME_TOMB) {
+			tombs++;
+			continue;
+		}
+		id = v & NAME_ID_MASK;
+		if (id == 0 || id > h->nusers ||
+		    (u = &users(st)[id - 1])->state == USER_EMPTY) {
+			complain(c, "name index: entry %u names slot %u, which "
+			    "is not an account", i, id);
+			continue;
+		}
+		hv = name_hash(st, u->name, strnlen(u->name, KV_USER_MAX));
+		if (mark[id])
+			complain(c, "name index: user %u (%.*s) is in it twice",
+			    id, KV_USER_MAX, u->name);
+		mark[id] = 1;
+		if (name_tag(hv) != (v & ~NAME_ID_MASK))
+			complain(c, "name index: entry %u for user %u (%.*s) "
+			    "has another name's hash", i, id, KV_USER_MAX,
+			    u->name);
+		/* Reachable: no empty entry between its home and it. */
+		for (at = (uint32_t)hv & mask; at != i && e[at] != NAME_EMPTY;
+		    at = (at + 1) & mask)
+			;
+		if (at != i)
+			complain(c, "name index: user %u (%.*s) is beyond an "
+			    "empty entry of its probe", id, KV_USER_MAX,
+			    u->name);
+	}
+	if (tombs != h->names_tombs)
+		complain(c, "name index: %u tombstones, counted %u", tombs,
+		    h->names_tombs);
+	for (i = 1; i <= h->nusers; i++)
+		if (users(st)[i - 1].state != USER_EMPTY && !mark[i])
+			complain(c, "user %u (%.*s): not in the name index", i,
+			    KV_USER_MAX, users(st)[i - 1].name);
+out:
+	lock_release(st, l);
+	free(mark);
+}
+
 /* Every chunk handed out is in a chain, on a free list, or pending. */
 static void
 check_carved(struct check *c)
@@ -589,6 +696,9 @@ store_check(struct store *st, FILE *out)
 			break;
 		check_reset(&c, arena_units);
 	}
+	/* The users lock first: taking it undoes what a dead holder left
+	 * half done, which check_deleting() then sees as it is. */
+	check_names(&c);
 	check_deleting(&c);
 	if (!still && out != NULL)
 		fprintf(out, "check: the store changed during %s%d walk%s: "

@@ -435,8 +435,13 @@ main(int argc, char **argv)
 		if (auth_hash(pass, hash, sizeof(hash)) == -1)
 			die("cannot hash the password");
 		explicit_bzero(pass, sizeof(pass));
-		if (store_user_create(&st, argv[1], role, hash, &id) != ST_OK)
-			die("cannot create %s (too many accounts?)", argv[1]);
+		if ((rc = store_user_create(&st, argv[1], role, hash, &id)) ==
+		    ST_FULL)
+			die("cannot create %s: all %u accounts of the segment "
+			    "are taken (kvstored -a)", argv[1],
+			    store_accounts_max(&st));
+		else if (rc != ST_OK)
+			die("cannot create %s", argv[1]);
 		event("useradd", argv[1]);
 		save();
 		printf("%s added as %s\n", argv[1], role_name(role));

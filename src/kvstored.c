@@ -69,6 +69,7 @@ struct options {
 	int		 workers;
 	unsigned	 reg_limit;
 	unsigned	 max_accounts;
+	uint32_t	 accounts;
 	const char	*bound_user;
 };
 
@@ -76,9 +77,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-B user] "
-	    "[-c maxconn] [-D throttle-ms] [-e prefork|event]\n"
-	    "                [-g registrations] [-H per-address] "
+	    "usage: kvstored [-CfhiRrVv] [-A users-file] [-a table-size] "
+	    "[-B user] [-c maxconn]\n"
+	    "                [-D throttle-ms] [-e prefork|event] "
+	    "[-g registrations] [-H per-address]\n"
+	    "                "
 	    "[-U per-address-before-login]\n"
 	    "                "
 	    "[-W memcached-idle-seconds] [-w workers]\n"
@@ -151,9 +154,14 @@ parse_options(int argc, char **argv, struct options *o)
 		o->workers = 1;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:CD:e:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
+	o->accounts = KV_ACCOUNTS_DEFAULT;
+	while ((ch = getopt(argc, argv, "a:A:B:c:CD:e:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
 	    -1) {
 		switch (ch) {
+		case 'a':
+			o->accounts = (uint32_t)number(optarg, 1,
+			    KV_ACCOUNTS_MAX, "-a");
+			break;
 		case 'c':
 			o->maxconn = (int)number(optarg, 1, 65536, "-c");
 			break;
@@ -225,8 +233,8 @@ parse_options(int argc, char **argv, struct options *o)
 			o->login_timeout = (int)number(optarg, 0, 3600, "-L");
 			break;
 		case 'N':
-			o->max_accounts = (unsigned)number(optarg, 1, 1000,
-			    "-N");
+			o->max_accounts = (unsigned)number(optarg, 1,
+			    KV_ACCOUNTS_MAX, "-N");
 			break;
 		case 'q':
 			o->quota_keys = number(optarg, 0, UINT64_MAX / 2, "-q");
@@ -360,6 +368,7 @@ open_store(const struct options *o, struct store *st)
 	char err[512];
 
 	store_geometry_default(&g, o->size_mb, o->value_max);
+	g.users = o->accounts;
 	if (store_open(st, o->segment, &g, STORE_CREATE, err, sizeof(err)) ==
 	    -1)
 		fatalx("%s", err);

@@ -7,8 +7,8 @@
  * never pointers.  The header's magic, version and abi words let a binary
  * built with another layout, sem_t size or lock size refuse to attach.
  *
- *	header | stripes | buckets | users | slots | audit | peers | conns |
- *	page map | arena
+ *	header | stripes | buckets | users | names | slots | audit | peers |
+ *	conns | page map | arena
  *
  * Only the store's files (through store_impl.h), lock.c and the store's
  * fuzz target include this file.
@@ -22,9 +22,8 @@
 #include "kvstore.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	4
+#define KV_LAYOUT_VERSION	5
 #define KV_CLASSES_MAX		64
-#define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
 #define KV_STRIPES_MAX		1024
 #define KV_ITEM_ALIGN		8
@@ -122,7 +121,23 @@ struct kv_user {
 	int64_t		flush_at;
 	uint64_t	flush_cas;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
+	uint32_t	next_free;	/* an empty slot's successor on the free
+					 * list (kv_header users_free), 0 = end */
+	uint32_t	pad4;
 };
+
+/*
+ * The name index (accounts.c): an open-addressing table of names_mask + 1
+ * 32-bit entries, at least twice the account table, probed linearly from
+ * the name's hash.  An entry is NAME_EMPTY, NAME_TOMB (an account was
+ * here), or a slot id in the low NAME_ID_BITS and the top bits of the
+ * name's hash above them, so that a probe reads a slot only when those
+ * match.  It holds every account that is not USER_EMPTY.
+ */
+#define NAME_EMPTY	0
+#define NAME_TOMB	UINT32_MAX
+#define NAME_ID_BITS	22
+#define NAME_ID_MASK	((1U << NAME_ID_BITS) - 1)
 
 /* One audit line; seq is written after the text, so a torn line shows. */
 struct kv_audit {
@@ -217,6 +232,15 @@ struct kv_header {
 	uint32_t	next_page;	/* under the alloc lock */
 	uint32_t	pad3;
 	struct kv_class	classes[KV_CLASSES_MAX];
+	/* The accounts, sized at creation (kvstored -a); under the users
+	 * lock, logged, except names_gen (see accounts.c). */
+	uint64_t	off_names;	/* the name index */
+	uint32_t	names_mask;	/* its entries - 1, a power of two - 1 */
+	uint32_t	names_gen;	/* odd while it is rebuilt */
+	uint32_t	names_tombs;	/* NAME_TOMB entries */
+	uint32_t	users_live;	/* USER_ACTIVE accounts, for -N */
+	uint32_t	users_hwm;	/* slots 1..users_hwm were ever used */
+	uint32_t	users_free;	/* first empty slot below it, 0 = none */
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \

@@ -48,13 +48,33 @@ store_geometry_default(struct store_geometry *g, uint64_t size_mb,
 {
 	g->size = size_mb * 1024 * 1024;
 	g->value_max = value_max;
+	g->users = KV_ACCOUNTS_DEFAULT;
+}
+
+/* The name index's entries: a power of two, at least twice the accounts. */
+static uint32_t
+names_for(uint32_t users)
+{
+	uint32_t n = 16;
+
+	while (n < 2 * users)
+		n *= 2;
+	return n;
+}
+
+/* The account table and its name index, in bytes. */
+static uint64_t
+accounts_bytes(uint32_t users)
+{
+	return (uint64_t)users * sizeof(struct kv_user) +
+	    (uint64_t)names_for(users) * sizeof(uint32_t);
 }
 
 /* Lay out a header for the geometry; -1 when it does not fit. */
 static int
 plan(struct kv_header *h, const struct store_geometry *g)
 {
-	uint64_t off, maxpages, per_bucket = 192;
+	uint64_t off, maxpages, per_bucket = 192, items;
 	uint32_t nb = 1024;
 
 	memset(h, 0, sizeof(*h));
@@ -67,11 +87,24 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	    4096);
 	if (h->page_size < PAGE_MIN)
 		h->page_size = PAGE_MIN;
-	while ((uint64_t)nb * 2 * per_bucket <= g->size && nb < (1U << 30))
+	/* Buckets for the items' share: an account table larger than the
+	 * default buys none (and a default segment keeps the buckets it
+	 * always had). */
+	items = g->size;
+	if (g->users > KV_ACCOUNTS_DEFAULT && g->users <= KV_ACCOUNTS_MAX) {
+		uint64_t extra = accounts_bytes(g->users) -
+		    accounts_bytes(KV_ACCOUNTS_DEFAULT);
+
+		items = extra < items ? items - extra : 0;
+	}
+	while ((uint64_t)nb * 2 * per_bucket <= items && nb < (1U << 30))
 		nb *= 2;
 	h->nbuckets = nb;
 	h->nstripes = nb < KV_STRIPES_MAX ? nb : KV_STRIPES_MAX;
-	h->nusers = KV_USERS;
+	if (g->users == 0 || g->users > KV_ACCOUNTS_MAX)
+		return -1;
+	h->nusers = g->users;
+	h->names_mask = names_for(g->users) - 1;
 	h->nslots = KV_SLOTS;
 
 	off = round_up(sizeof(*h), KV_CACHELINE);
@@ -81,6 +114,11 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)h->nbuckets * sizeof(uint32_t);
 	h->off_users = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)h->nusers * sizeof(struct kv_user);
+	h->off_names = off = round_up(off, KV_CACHELINE);
+	off += ((uint64_t)h->names_mask + 1) * sizeof(uint32_t);
+	/* The undo log names a word by a 32-bit offset (lock.c). */
+	if (off > UINT32_MAX)
+		return -1;
 	h->off_slots = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)h->nslots * sizeof(struct kv_slot);
 	h->off_audit = off = round_up(off, KV_CACHELINE);
@@ -124,10 +162,11 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 }
 
 static void
-describe(char *buf, size_t n, uint64_t size, uint32_t value_max)
+describe(char *buf, size_t n, uint64_t size, uint32_t value_max,
+    uint32_t users)
 {
-	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32,
-	    size / (1024 * 1024), value_max);
+	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32 " -a %" PRIu32,
+	    size / (1024 * 1024), value_max, users);
 }
 
 static int
@@ -135,7 +174,7 @@ check_header(struct store *st, const struct store_geometry *g, char *err,
     size_t errlen)
 {
 	struct kv_header *h = st->hdr;
-	char have[64], want[64];
+	char have[80], want[80];
 
 	if (h->magic != KV_MAGIC) {
 		snprintf(err, errlen, "segment %s is not a kvstore segment",
@@ -153,9 +192,10 @@ check_header(struct store *st, const struct store_geometry *g, char *err,
 		    "%" PRIu64, st->name, st->size, h->size);
 		return -1;
 	}
-	if (g != NULL && (g->size != h->size || g->value_max != h->value_max)) {
-		describe(have, sizeof(have), h->size, h->value_max);
-		describe(want, sizeof(want), g->size, g->value_max);
+	if (g != NULL && (g->size != h->size || g->value_max != h->value_max ||
+	    g->users != h->nusers)) {
+		describe(have, sizeof(have), h->size, h->value_max, h->nusers);
+		describe(want, sizeof(want), g->size, g->value_max, g->users);
 		snprintf(err, errlen, "segment %s was created with %s, not %s; "
 		    "start with %s, or remove it with kvstored -R -s %s",
 		    st->name, have, want, have, st->name);
@@ -185,6 +225,37 @@ map_segment(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* Why plan() refused: say what would fit, as flags. */
+static void
+too_small(const struct store_geometry *g, char *err, size_t errlen)
+{
+	struct store_geometry t = *g;
+	struct kv_header h;
+	uint64_t mb;
+
+	if (g->users == 0 || g->users > KV_ACCOUNTS_MAX) {
+		snprintf(err, errlen, "-a %u: a segment holds 1 to %u accounts",
+		    g->users, KV_ACCOUNTS_MAX);
+		return;
+	}
+	for (mb = (g->size >> 20) + 1; mb <= KV_MAX_SIZE_MB; mb++) {
+		t.size = mb << 20;
+		if (plan(&h, &t) == 0)
+			break;
+	}
+	if (mb > KV_MAX_SIZE_MB)
+		snprintf(err, errlen, "-a %u with -I %u does not fit in any "
+		    "segment (-m %u at most)", g->users, g->value_max,
+		    KV_MAX_SIZE_MB);
+	else
+		snprintf(err, errlen, "segment size %" PRIu64 " MiB (-m) is too "
+		    "small for values of %u bytes (-I) and %u accounts (-a, "
+		    "%" PRIu64 " bytes each, in the segment): give -m %" PRIu64
+		    " or more", g->size >> 20, g->value_max, g->users,
+		    (uint64_t)sizeof(struct kv_user) +
+		    (names_for(g->users) * sizeof(uint32_t)) / g->users, mb);
+}
+
 static int
 create_segment(struct store *st, const struct store_geometry *g, char *err,
     size_t errlen)
@@ -193,8 +264,7 @@ create_segment(struct store *st, const struct store_geometry *g, char *err,
 	int e;
 
 	if (plan(&h, g) == -1) {
-		snprintf(err, errlen, "segment size %" PRIu64 " MiB is too small "
-		    "for values of %u bytes", g->size >> 20, g->value_max);
+		too_small(g, err, errlen);
 		return -1;
 	}
 	st->size = g->size;
@@ -377,6 +447,12 @@ uint32_t
 store_value_max(const struct store *st)
 {
 	return st->hdr->value_max;
+}
+
+uint32_t
+store_accounts_max(const struct store *st)
+{
+	return st->hdr->nusers;
 }
 
 int

@@ -29,8 +29,9 @@ struct store {
 
 /* Geometry chosen when a segment is created; a later open must match. */
 struct store_geometry {
-	uint64_t	size;		/* bytes */
+	uint64_t	size;		/* bytes, the account table's included */
 	uint32_t	value_max;
+	uint32_t	users;		/* accounts the segment can hold */
 };
 
 enum store_result {
@@ -225,6 +226,7 @@ struct store_class {
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
+uint32_t store_accounts_max(const struct store *);	/* the table's size */
 
 /* User slots: mechanism only; roles and secrets mean something in auth.c. */
 uint32_t store_user_find(struct store *, const char *name);
@@ -292,5 +294,12 @@ int	 store_check(struct store *, FILE *report);
 extern void	(*store_test_hold)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
+/*
+ * store_test_accounts(step) runs inside the users lock's critical sections
+ * of accounts.c, at their last step before the commit: "create" (the name
+ * indexed and the slot published), "delete" (the name's tombstone left and
+ * the slot freed), and "rebuild" (the name index emptied, not yet refilled).
+ */
+extern void	(*store_test_accounts)(const char *step);
 
 #endif

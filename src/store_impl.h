@@ -64,6 +64,19 @@ users(struct store *st)
 }
 
 static inline uint32_t *
+names(struct store *st)
+{
+	return (uint32_t *)(void *)(st->base + st->hdr->off_names);
+}
+
+/* The top bits of a name's hash, kept in its index entry above the id. */
+static inline uint32_t
+name_tag(uint64_t h)
+{
+	return (uint32_t)(h >> 32) & ~NAME_ID_MASK;
+}
+
+static inline uint32_t *
 pagemap(struct store *st)
 {
 	return (uint32_t *)(st->base + st->hdr->off_pagemap);
@@ -135,6 +148,7 @@ void	 flush_stripe_locked(struct store *, uint32_t stripe, uint32_t user);
 /* ---- accounts (accounts.c) --------------------------------------------- */
 
 int	 account_live(struct store *, uint32_t user, uint32_t gen);
+uint64_t name_hash(struct store *, const char *name, size_t len);
 
 /* ---- the allocator (alloc.c, under the alloc lock) ---------------------- */
 

@@ -432,9 +432,9 @@ stats_ok() {
 	run -0 st <<<$'get 1 k\nuser alice\ncounts 1\ncheck'
 	assert_output --regexp $'^VALUE 1 v\nEXISTS\nkeys 1 bytes [1-9][0-9]*\nclean$'
 	run -1 st 8 1024 </dev/null
-	assert_output --regexp "was created with -m 4 -I 1024, not -m 8 -I 1024"
+	assert_output --regexp "was created with -m 4 -I 1024 -a 1024, not -m 8 -I 1024 -a 1024"
 	run -1 st 4 2048 </dev/null
-	assert_output --regexp "was created with -m 4 -I 1024, not -m 4 -I 2048"
+	assert_output --regexp "was created with -m 4 -I 1024 -a 1024, not -m 4 -I 2048 -a 1024"
 	run -0 st <<<'get 1 k'
 	assert_output 'VALUE 1 v'
 }
@@ -482,4 +482,161 @@ stats_ok() {
 	# five failures stay five: no entry of a recent failure is taken over
 	assert_line --index 29 5
 	assert_line --index 30 8
+}
+
+# ---- accounts: a table sized at creation, names found by the name index ----
+
+# sta MiB ACCOUNTS: storetest on this test's segment with an account table
+# of ACCOUNTS slots (-a), values up to 1024 bytes.
+sta() {
+	"$STORETEST" "$KV_SHM" "$1" 1024 "$2"
+}
+
+@test "accounts: a table of 5 holds 5, refuses the 6th, and a userdel makes room" {
+	run -0 sta 4 5 <<-'EOF'
+	users u 5
+	user six
+	count
+	find u0
+	find u4
+	find six
+	put 2 k v
+	userdel 2
+	count
+	find u1
+	user six
+	find six
+	count
+	get 5 k
+	check
+	EOF
+	assert_output "$(printf '%s\n' 'created 5 last 5' FULL 5 1 5 0 OK OK 4 0 \
+	    2 2 5 NOT_FOUND clean)"
+	# another table size is another geometry
+	run -1 sta 4 6 </dev/null
+	assert_output --partial "was created with -m 4 -I 1024 -a 5, not -m 4 -I 1024 -a 6"
+	run -0 sta 4 5 <<<$'find six\nfind u4'
+	assert_output $'2\n5'
+}
+
+@test "accounts: a name being deleted stays taken until its userdel is done" {
+	run -0 sta 4 8 <<-'EOF'
+	user alice
+	user bob
+	put 1 k v
+	mark 1
+	find alice
+	finddel alice
+	user alice
+	count
+	check
+	userdel 1
+	finddel alice
+	user alice
+	find alice
+	count
+	check
+	EOF
+	# marked: not found as active, found as being deleted, its name
+	# taken, not counted; the userdel finishes it and frees the name
+	assert_output "$(printf '%s\n' 1 2 OK OK 0 1 DELETING 1 clean \
+	    OK 0 1 1 2 clean)"
+}
+
+@test "accounts: churn past the tombstone limit rebuilds the name index; every name is found" {
+	local script=$BATS_TEST_TMPDIR/churn i r
+
+	# 100 slots, 256 index entries: a rebuild after 33 tombstones
+	{
+		echo 'users a 100'
+		for ((r = 0; r < 5; r++)); do
+			for ((i = 1; i <= 60; i++)); do echo "userdel $i"; done
+			for ((i = 0; i < 60; i++)); do echo "user r$r-$i"; done
+		done
+		echo names
+		echo count
+		echo 'find a99'
+		echo 'find a0'
+		echo 'find r4-59'
+		echo 'find r3-0'
+		echo check
+	} >"$script"
+	run -0 sta 4 100 <"$script"
+	assert_line -n 0 'created 100 last 100'
+	refute_output --partial FULL
+	assert_line -n -7 --regexp '^rebuilt [1-9][0-9]* tombs [0-9]+$'
+	assert_line -n -6 100
+	assert_line -n -5 100
+	assert_line -n -4 0
+	assert_line -n -3 --regexp '^([1-9]|[1-5][0-9]|60)$'
+	assert_line -n -2 0
+	assert_line -n -1 clean
+}
+
+@test "checker: a name index entry lost, or naming an empty slot, is found" {
+	run -0 sta 4 10 <<<$'user a\nuser b\ncheck\ncorrupt name 2\ncheck'
+	assert_line -n 2 clean
+	assert_line -n 4 'check: user 2 (b): not in the name index'
+	assert_line -n 5 --partial '1 errors'
+	kv_stop
+	run -0 sta 4 10 <<<$'user a\ncorrupt stalename 7\ncheck'
+	assert_line -n 2 'check: name index: entry 0 names slot 7, which is not an account'
+}
+
+@test "accounts: 100000 in a table of 100000, each found by its name" {
+	run -0 sta 64 100000 <<<'users u 100000'
+	assert_output 'created 100000 last 100000'
+	run -0 sta 64 100000 <<<$'user more\nfind u0\nfind u50000\nfind u99999\nfind v1\ncount\ncheck'
+	assert_output "$(printf '%s\n' FULL 1 50001 100000 0 100000 clean)"
+}
+
+@test "accounts: a table too big for -m is refused, saying what fits" {
+	run -1 sta 8 1000000 </dev/null
+	assert_output --regexp 'too small for values of 1024 bytes \(-I\) and 1000000 accounts \(-a, [0-9]+ bytes each, in the segment\): give -m [0-9]+ or more$'
+	[[ ! -e /dev/shm/${KV_SHM#/} ]]
+	run -1 sta 8 4000001 </dev/null
+	assert_output --partial 'a segment holds 1 to 4000000 accounts'
+}
+
+@test "accounts: a process killed inside a change of the accounts leaves the index as before it" {
+	local script=$BATS_TEST_TMPDIR/churn i
+
+	run -0 sta 4 8 <<<'users u 3'
+	# a registration: the name indexed, the slot published, not committed
+	run -9 sta 4 8 <<<$'crash create\nuser x'
+	assert_output ''
+	# the next holder of the users lock (the checker) undoes it
+	run -0 sta 4 8 <<<$'check\nfind x\ncount\nuser y\nfind y\ncheck'
+	assert_output --partial 'holder pid'
+	assert_output --partial 'died, recovering'
+	assert_line -n -6 clean
+	assert_line -n -5 0
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 4
+	assert_line -n -1 clean
+	# a userdel's last step: the name's tombstone left, the slot freed
+	run -9 sta 4 8 <<<$'put 1 k v\ncrash delete\nuserdel 1'
+	assert_output 'OK'
+	run -0 sta 4 8 <<<$'check'
+	assert_output --partial 'user 1 (u0): left being deleted by an interrupted userdel, 0 items to go'
+	run -0 sta 4 8 <<<$'finddel u0\nuser u0\nuserdel 1\nfinddel u0\nuser u0\ncheck'
+	assert_line -n -6 1
+	assert_line -n -5 DELETING
+	assert_line -n -4 OK
+	assert_line -n -3 0
+	assert_line -n -2 1
+	assert_line -n -1 clean
+	# a rebuild cut short, the index emptied: the next lookup redoes it
+	{
+		echo 'crash rebuild'
+		for ((i = 0; i < 10; i++)); do echo 'userdel 2'; echo "user z$i"; done
+	} >"$script"
+	run -9 sta 4 8 <"$script"
+	run -0 sta 4 8 <<<$'names\nfind u2\nfind y\nnames\ncheck'
+	assert_line -n 0 --regexp '^rebuilt 0 tombs [1-9][0-9]*$'
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 'rebuilt 1 tombs 0'
+	assert_line -n -1 clean
 }

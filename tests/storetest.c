@@ -2,11 +2,25 @@
  * storetest.c - drive store.c directly, one command per line on stdin, so
  * that bats can unit-test the table without a server in between.
  *
- *   storetest SEGMENT SIZE_MB VALUE_MAX < script
+ *   storetest SEGMENT SIZE_MB VALUE_MAX [ACCOUNTS] < script
  *
  * Commands (words separated by single spaces; \n, \t, \\ and \xHH escapes
  * in keys and values):
  *   user NAME			create a user; prints its id
+ *   users PREFIX COUNT		create PREFIX0 .. PREFIX<COUNT-1> (the users
+ *				file's secret hash: HASH from the environment,
+ *				else x); prints "created N last ID" or where it
+ *				stopped and why
+ *   find NAME			the active account's id, 0 = none
+ *   finddel NAME		the id of the account being deleted, 0 = none
+ *   mark UID			mark the account as being deleted (a userdel
+ *				killed after its first step)
+ *   count			accounts in use, as -N counts them
+ *   crash STEP			die (_exit 9) at STEP of the next account
+ *				change, holding the users lock, its change
+ *				not committed (store.h's store_test_accounts)
+ *   names			the name index: "rebuilt N tombs T" (N: how
+ *				many rebuilds, T: tombstones now)
  *   put UID KEY VALUE		prints OK or the failure
  *   add|replace|append|prepend UID KEY VALUE
  *   get UID KEY		prints VALUE <len> <bytes> or NOT_FOUND
@@ -27,7 +41,10 @@
  *				share UID KEY KEY2 (KEY's chain goes on into
  *				KEY2's), free UID KEY (the item is also at the
  *				head of its class's free list), leak UID KEY
- *				(the item is unlinked, its chunk not freed)
+ *				(the item is unlinked, its chunk not freed),
+ *				name UID (its name index entry is lost),
+ *				stalename UID (an index entry for the empty
+ *				slot UID)
  *   classes			how many size classes, and the page size
  *   namefail NAME		count a failed login for the name
  *   namefails NAME		the name's failure count
@@ -38,11 +55,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 /* The store's inside, to break it on purpose (corrupt), as the fuzz target
  * does to kill a writer. */
 #include "store_impl.h"
+
+static char crash_at[32];
+
+static void
+crash(const char *step)
+{
+	if (strcmp(step, crash_at) == 0) {
+		fflush(stdout);
+		_exit(9);
+	}
+}
 
 static const char *
 result(int rc)
@@ -124,6 +153,22 @@ corrupt(struct store *st, char **w, int n)
 	}
 	if (uid == 0 || uid > st->hdr->nusers)
 		return "NO_USER";
+	if (strcmp(w[1], "name") == 0 || strcmp(w[1], "stalename") == 0) {
+		uint32_t i, *e = names(st);
+
+		for (i = 0; i <= st->hdr->names_mask; i++) {
+			if (w[1][0] == 'n' && e[i] != NAME_TOMB &&
+			    (e[i] & NAME_ID_MASK) == uid) {
+				e[i] = NAME_EMPTY;
+				return "OK";
+			}
+			if (w[1][0] == 's' && e[i] == NAME_EMPTY) {
+				e[i] = uid;
+				return "OK";
+			}
+		}
+		return "NOT_FOUND";
+	}
 	if (strcmp(w[1], "userkeys") == 0) {
 		users(st)[uid - 1].keys++;
 		return "OK";
@@ -163,12 +208,15 @@ main(int argc, char **argv)
 	char line[1 << 16], err[512];
 	char *w[5];
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: storetest segment size_mb value_max\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: storetest segment size_mb value_max "
+		    "[accounts]\n");
 		return 2;
 	}
 	store_geometry_default(&g, strtoull(argv[2], NULL, 10),
 	    (uint32_t)strtoul(argv[3], NULL, 10));
+	if (argc == 5)
+		g.users = (uint32_t)strtoul(argv[4], NULL, 10);
 	if (store_open(&st, argv[1], &g, STORE_CREATE, err, sizeof(err)) ==
 	    -1) {
 		printf("open: %s\n", err);
@@ -222,6 +270,39 @@ main(int argc, char **argv)
 				printf("%u\n", id);
 			else
 				printf("%s\n", result(rc));
+		} else if (strcmp(w[0], "users") == 0 && n == 3) {
+			unsigned long count = strtoul(w[2], NULL, 10), i;
+			const char *hash = getenv("HASH");
+			char name[64];
+			uint32_t id = 0;
+			int rc = ST_OK;
+
+			for (i = 0; i < count; i++) {
+				snprintf(name, sizeof(name), "%s%lu", w[1], i);
+				rc = store_user_create(&st, name, 0,
+				    hash != NULL ? hash : "x", &id);
+				if (rc != ST_OK)
+					break;
+			}
+			if (rc == ST_OK)
+				printf("created %lu last %u\n", i, id);
+			else
+				printf("created %lu then %s\n", i, result(rc));
+		} else if (strcmp(w[0], "find") == 0 && n == 2) {
+			printf("%u\n", store_user_find(&st, w[1]));
+		} else if (strcmp(w[0], "finddel") == 0 && n == 2) {
+			printf("%u\n", store_user_find_deleting(&st, w[1]));
+		} else if (strcmp(w[0], "mark") == 0 && n == 2) {
+			printf("%s\n", result(store_user_mark_deleting(&st,
+			    uid)));
+		} else if (strcmp(w[0], "crash") == 0 && n == 2) {
+			snprintf(crash_at, sizeof(crash_at), "%s", w[1]);
+			store_test_accounts = crash;
+		} else if (strcmp(w[0], "names") == 0 && n == 1) {
+			printf("rebuilt %u tombs %u\n", st.hdr->names_gen / 2,
+			    st.hdr->names_tombs);
+		} else if (strcmp(w[0], "count") == 0 && n == 1) {
+			printf("%u\n", store_user_count(&st));
 		} else if (n == 4 && (strcmp(w[0], "put") == 0 ||
 		    strcmp(w[0], "add") == 0 || strcmp(w[0], "replace") == 0 ||
 		    strcmp(w[0], "append") == 0 ||
