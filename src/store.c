@@ -92,7 +92,7 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)h->nconns * sizeof(struct kv_conn);
 	h->off_pagemap = off = round_up(off, KV_CACHELINE);
 	maxpages = g->size / h->page_size;
-	off += maxpages * sizeof(uint32_t);
+	off += maxpages * sizeof(struct kv_page);
 	h->off_arena = off = round_up(off, 4096);
 	if (off >= g->size || (g->size - off) / h->page_size == 0)
 		return -1;
@@ -111,7 +111,8 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 	memcpy(h, plan_h, sizeof(*h));
 	h->ready = 0;
 	h->created = (int64_t)time(NULL);
-	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1)
+	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1 ||
+	    lock_init(&h->compact_lock) == -1)
 		return -1;
 	for (i = 0; i < h->nstripes; i++) {
 		memset(&stripes(st)[i], 0, sizeof(struct kv_stripe));

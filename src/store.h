@@ -220,8 +220,13 @@ void	 store_note_connection(struct store *);
 void	 store_note_auth_failure(struct store *);
 void	 store_note_rejected(struct store *);
 /* Size classes: chunk bytes, pages carved, chunks never handed out. */
+/*
+ * A size class, server-wide: chunk bytes, pages it holds, chunks a page,
+ * chunks handed out, chunks freed on its pages, chunks not carved yet.
+ */
 struct store_class {
 	uint32_t	size, pages, chunks_per_page, unused;
+	uint32_t	used, free;
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
@@ -287,10 +292,13 @@ int	 store_check(struct store *, FILE *report);
  * published; store_test_unlocked as a put begins, before it takes its
  * stripe (its caller has checked the account; the store has not yet);
  * store_test_stripe after a walk that goes a stripe at a time (the
- * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ * checker, userdel's flush) has let go of stripe done (1-based) of of;
+ * store_test_move while a compaction holds an item's stripe, its copy
+ * made and not yet published in its place.
  */
 extern void	(*store_test_hold)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
+extern void	(*store_test_move)(void);
 
 #endif

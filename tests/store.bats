@@ -483,3 +483,103 @@ stats_ok() {
 	assert_line --index 29 5
 	assert_line --index 30 8
 }
+
+# --- pages that return, compaction (alloc.c) -------------------------------
+
+@test "alloc: a 64 MiB store filled with 1-byte values and emptied takes a 512 KiB value and one of every class, by another user" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	user bob
+	fill 1 k 2000000 1
+	classfill 2 c
+	unfill 1 k 2000000 1
+	stats
+	check
+	fill 2 big 1 524288
+	classfill 2 c
+	check
+	EOF
+	assert_line -n 2 --regexp '^stored [0-9]{7} FULL$'
+	# Full: every class but the first one or two is refused.
+	assert_line -n 3 --regexp '^classes [0-9]+ stored ([0-2]) FULL$'
+	m=${lines[3]#classes * stored }
+	n=${lines[2]#stored }
+	assert_line -n 4 "deleted ${n% FULL}"
+	stats_ok "${lines[5]}" "${m% FULL}"
+	assert_line -n 6 clean
+	assert_line -n 7 'stored 1 OK'
+	assert_line -n 8 --regexp '^classes ([0-9]+) stored \1 OK$'
+	assert_line -n 9 clean
+}
+
+@test "alloc: half of a store of 1-byte values deleted, a 512 KiB value compacts a page free; every item left is read back once" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	fill 1 k 2000000 1
+	unfill 1 k 2000000 2
+	put 1 big-before-compaction-is-refused-nowhere x
+	fill 1 big 1 524288
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]{7} FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 2 "deleted $(((n + 1) / 2))"
+	assert_line -n 3 OK
+	assert_line -n 4 'stored 1 OK'
+	assert_line -n 5 clean
+	run -0 st 64 1048576 <<-EOF
+	probe 1 k $n 1
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 clean
+}
+
+@test "alloc: mixed sizes, a random half deleted: writes of other sizes for half the free bytes all succeed" {
+	local seed
+
+	for seed in 1 2 3; do
+		run -0 --separate-stderr st 64 65536 <<-EOF
+		user alice
+		mixed 1 $seed
+		check
+		EOF
+		echo "# seed $seed: ${lines[1]}; $stderr" >&3
+		assert_line -n 1 --regexp '^filled [0-9]+ deleted [0-9]+ wrote [0-9]+ refused 0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}
+
+@test "alloc: the checker finds a page whose count of chunks handed out is off, and a class list that lost a page" {
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	put 1 b y
+	corrupt pageused 1 a
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: 3 chunks handed out and 0 free, 2 carved$'
+	assert_line -n 5 --regexp '^check: class [0-9]+: counts 1/2 pages/chunks, found 1/3$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	corrupt unlist 1 a
+	check
+	EOF
+	assert_line -n 2 OK
+	assert_line -n 3 --regexp '^check: page [0-9]+: partly free, not on class [0-9]+.s list$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	del 1 a
+	corrupt pool
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: empty, not in the pool$'
+}
