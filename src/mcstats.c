@@ -151,7 +151,11 @@ items(struct conn *c, const struct census *k)
 	mc_reply_always(c, "END");
 }
 
-/* memcached's "stats slabs": the server's classes, the store's chunks. */
+/*
+ * memcached's "stats slabs": the server's classes (the pages each holds
+ * now: an emptied page goes back to the pool, alloc.c), the store's
+ * chunks.
+ */
 static void
 slabs(struct conn *c, const struct census *k)
 {
@@ -173,11 +177,12 @@ slabs(struct conn *c, const struct census *k)
 		    "STAT %u:total_pages %" PRIu32 "\r\n"
 		    "STAT %u:total_chunks %" PRIu64 "\r\n"
 		    "STAT %u:used_chunks %" PRIu64 "\r\n"
+		    "STAT %u:free_chunks %" PRIu32 "\r\n"
 		    "STAT %u:free_chunks_end %" PRIu32 "\r\n",
 		    i + 1, cl[i].size, i + 1, cl[i].chunks_per_page,
 		    i + 1, cl[i].pages, i + 1,
 		    (uint64_t)cl[i].pages * cl[i].chunks_per_page,
-		    i + 1, k->n[i], i + 1, cl[i].unused);
+		    i + 1, k->n[i], i + 1, cl[i].free, i + 1, cl[i].unused);
 	}
 	buf_printf(&c->ob, "STAT active_slabs %u\r\n"
 	    "STAT total_malloced %" PRIu64 "\r\nEND\r\n", active, malloced);

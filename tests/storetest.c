@@ -23,6 +23,8 @@
  *				the bytes free: prints how many were refused
  *   probe UID PREFIX COUNT VSIZE	read PREFIX0 .. below COUNT: how many hold
  *				the value fill gave them, how many are absent
+ *   footprint			bytes per item: chunks, and with the segment's
+ *				metadata and the pages items hold
  *   flush UID
  *   counts UID			user keys and chunk bytes
  *   gen UID			the account's generation
@@ -485,6 +487,21 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "probe") == 0 && n == 5) {
 			probe(&st, uid, w[2], strtoul(w[3], NULL, 10),
 			    strtoul(w[4], NULL, 10));
+		} else if (strcmp(w[0], "footprint") == 0) {
+			struct store_stats ss;
+			uint64_t meta = st.hdr->off_arena, held = 0;
+			uint32_t k;
+
+			store_stats(&st, &ss);
+			for (k = 0; k < st.hdr->nclasses; k++)
+				held += (uint64_t)st.hdr->classes[k].pages *
+				    st.hdr->page_size;
+			printf("items %" PRIu64 " chunks %.1f B/item, with "
+			    "metadata %.1f B/item (%" PRIu64 " B before the "
+			    "arena, %" PRIu64 " B of pages)\n", ss.items,
+			    (double)ss.bytes_used / (double)ss.items,
+			    (double)(meta + held) / (double)ss.items, meta,
+			    held);
 		} else if (strcmp(w[0], "classfill") == 0 && n == 3) {
 			classfill(&st, uid, w[2]);
 		} else if (strcmp(w[0], "mixed") == 0 && n == 3) {
