@@ -225,6 +225,7 @@ free_chunk(struct store *st, struct kv_lock *l, uint32_t ref)
 		if (h->draining == p + 1) {
 			tx_set32(st, l, &h->draining, 0);
 			tx_set32(st, l, &h->drainer, 0);
+			tx_set64(st, l, &h->pages_moved, h->pages_moved + 1);
 		}
 		tx_set32(st, l, &pg->cls, 0);
 		tx_set32(st, l, &pg->next, h->pool);

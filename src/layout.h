@@ -242,6 +242,7 @@ struct kv_header {
 	uint32_t	drainer;	/* pid of the process emptying it */
 	uint32_t	pad4;
 	uint64_t	moves;		/* items moved to empty a page */
+	uint64_t	pages_moved;	/* pages so emptied, to the pool */
 	struct kv_lock	compact_lock;	/* one compaction at a time */
 };
 

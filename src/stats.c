@@ -50,6 +50,8 @@ store_stats(struct store *st, struct store_stats *out)
 	out->total_connections = LOAD(&h->total_connections);
 	out->auth_failures = LOAD(&h->auth_failures);
 	out->rejected_connections = LOAD(&h->rejected);
+	out->items_moved = LOAD(&h->moves);
+	out->pages_moved = LOAD(&h->pages_moved);
 	out->value_max = h->value_max;
 	out->created = h->created;
 }

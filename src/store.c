@@ -442,7 +442,7 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 static int
 put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,
-    uint64_t *cas_out, size_t *needp)
+    uint64_t *cas_out, size_t *needp, int last)
 {
 	struct found f;
 	struct kv_item *old;
@@ -539,7 +539,7 @@ put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		goto out;
 	}
 	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK) {
-		if (rc == ST_FULL)
+		if (rc == ST_FULL && last)
 			f.stripe->no_memory++;
 		goto out;
 	}
@@ -567,7 +567,9 @@ out:
 /*
  * A write that finds no room, or its store at its quota, is tried once
  * more if make_room() (room.c) freed something; it runs with no stripe
- * held, since it takes stripes of its own.
+ * held, since it takes stripes of its own.  One that found no room is
+ * tried again in any case, so that the try that refuses it counts it
+ * (store_no_memory counts writes refused, not writes that made room).
  */
 int
 store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
@@ -577,10 +579,12 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	size_t need = 0;
 	int rc;
 
-	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need);
-	if ((rc == ST_FULL || rc == ST_QUOTA) && make_room(st, user, need, rc))
+	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need,
+	    0);
+	if ((rc == ST_FULL || rc == ST_QUOTA) &&
+	    (make_room(st, user, need, rc) || rc == ST_FULL))
 		rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out,
-		    &need);
+		    &need, 1);
 	return rc;
 }
 

@@ -147,6 +147,7 @@ struct store_stats {
 	uint64_t	delete_misses, touch_hits, touch_misses;
 	uint64_t	incr_hits, incr_misses, decr_hits, decr_misses;
 	uint64_t	cas_hits, cas_misses, cas_badval, reclaimed, no_memory;
+	uint64_t	items_moved, pages_moved;	/* by compaction */
 	uint64_t	rejected_connections;
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;

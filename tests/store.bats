@@ -517,8 +517,10 @@ stats_ok() {
 	user alice
 	fill 1 k 2000000 1
 	unfill 1 k 2000000 2
-	put 1 big-before-compaction-is-refused-nowhere x
+	put 1 a-key-of-41-bytes-for-a-class-with-no-page x
+	moves
 	fill 1 big 1 524288
+	moves
 	check
 	EOF
 	assert_line -n 1 --regexp '^stored [0-9]{7} FULL$'
@@ -526,8 +528,16 @@ stats_ok() {
 	n=${n% FULL}
 	assert_line -n 2 "deleted $(((n + 1) / 2))"
 	assert_line -n 3 OK
-	assert_line -n 4 'stored 1 OK'
-	assert_line -n 5 clean
+	# The fill's last put was refused (counted once: nothing to compact
+	# in a full store); the put of a class with no page compacted one.
+	assert_line -n 4 --regexp '^items_moved ([1-9][0-9]*) pages_moved 1 no_memory 1$'
+	moved=${lines[4]#items_moved }
+	moved=${moved%% *}
+	assert_line -n 5 'stored 1 OK'
+	assert_line -n 6 --regexp '^items_moved ([1-9][0-9]*) pages_moved 2 no_memory 1$'
+	now=${lines[6]#items_moved }
+	((${now%% *} > moved))
+	assert_line -n 7 clean
 	run -0 st 64 1048576 <<-EOF
 	probe 1 k $n 1
 	check

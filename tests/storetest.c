@@ -23,6 +23,8 @@
  *				the bytes free: prints how many were refused
  *   probe UID PREFIX COUNT VSIZE	read PREFIX0 .. below COUNT: how many hold
  *				the value fill gave them, how many are absent
+ *   moves			items and pages compaction moved, writes
+ *				refused for room
  *   footprint			bytes per item: chunks, and with the segment's
  *				metadata and the pages items hold
  *   flush UID
@@ -487,6 +489,13 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "probe") == 0 && n == 5) {
 			probe(&st, uid, w[2], strtoul(w[3], NULL, 10),
 			    strtoul(w[4], NULL, 10));
+		} else if (strcmp(w[0], "moves") == 0) {
+			struct store_stats ss;
+
+			store_stats(&st, &ss);
+			printf("items_moved %" PRIu64 " pages_moved %" PRIu64
+			    " no_memory %" PRIu64 "\n", ss.items_moved,
+			    ss.pages_moved, ss.no_memory);
 		} else if (strcmp(w[0], "footprint") == 0) {
 			struct store_stats ss;
 			uint64_t meta = st.hdr->off_arena, held = 0;
