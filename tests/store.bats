@@ -593,3 +593,34 @@ stats_ok() {
 	assert_line -n 3 OK
 	assert_line -n 4 --regexp '^check: page [0-9]+: empty, not in the pool$'
 }
+
+@test "alloc: a writer that dies in the middle of a compaction's move leaves every item once; the next write compacts" {
+	run -0 --separate-stderr st 8 16384 <<-'EOF'
+	user alice
+	fill 1 k 1000000 1
+	unfill 1 k 1000000 2
+	crashmove 1 big 10000
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]+ FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 3 'died in a move'
+	assert_line -n 4 clean
+	[[ $stderr == *'holder pid '*' died, recovering'* ]]
+	run -0 st 8 16384 <<-EOF
+	probe 1 k $n 1
+	get 1 big
+	moves
+	fill 1 big 1 10000
+	moves
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 NOT_FOUND
+	# The dead one's copy was given back, its move not counted.
+	assert_line -n 2 'items_moved 0 pages_moved 0 no_memory 1'
+	assert_line -n 3 'stored 1 OK'
+	assert_line -n 4 --regexp '^items_moved [1-9][0-9]* pages_moved 1 no_memory 1$'
+	assert_line -n 5 clean
+}

@@ -23,6 +23,11 @@
  *				the bytes free: prints how many were refused
  *   probe UID PREFIX COUNT VSIZE	read PREFIX0 .. below COUNT: how many hold
  *				the value fill gave them, how many are absent
+ *   crashmove UID KEY VSIZE	a child puts VSIZE bytes and dies (_exit)
+ *				in the middle of a compaction's move, its
+ *				copy made and unpublished; the survivor
+ *				finishes its slot as the master would.
+ *				Prints "died in a move", or how it ended
  *   moves			items and pages compaction moved, writes
  *				refused for room
  *   footprint			bytes per item: chunks, and with the segment's
@@ -52,10 +57,13 @@
  *   collide NAME N		N names whose throttle entry hashes where
  *				NAME's does (name-0, name-1, ...)
  */
+#include <sys/wait.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 /* The store's inside, to break it on purpose (corrupt), as the fuzz target
@@ -293,6 +301,49 @@ probe(struct store *st, uint32_t uid, const char *prefix, unsigned long n,
 	printf("present %lu absent %lu bad %lu\n", good, absent, bad);
 }
 
+static void
+die_in_move(void)
+{
+	_exit(0);
+}
+
+static void
+crashmove(struct store *st, uint32_t uid, const char *key, size_t vs)
+{
+	struct store_write wr;
+	char *val = malloc(vs + 1);
+	int status, rc;
+	pid_t pid;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'v', vs);
+	fflush(stdout);
+	if ((pid = fork()) == -1) {
+		printf("fork failed\n");
+		free(val);
+		return;
+	}
+	if (pid == 0) {
+		/* A child joins the registry for itself, as kvstored's do. */
+		st->slot = 0;
+		if (store_attach_process(st) == -1)
+			_exit(2);
+		store_test_move = die_in_move;
+		rc = store_put(st, uid, USER_ANY_GEN, key, strlen(key), val, vs,
+		    &wr, NULL);
+		_exit(rc == ST_OK ? 3 : 4);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		;
+	store_reap(st, (uint32_t)pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		printf("died in a move\n");
+	else
+		printf("ended %d\n", WIFEXITED(status) ? WEXITSTATUS(status) :
+		    -1);
+	free(val);
+}
+
 static const char *
 corrupt(struct store *st, char **w, int n)
 {
@@ -489,6 +540,8 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "probe") == 0 && n == 5) {
 			probe(&st, uid, w[2], strtoul(w[3], NULL, 10),
 			    strtoul(w[4], NULL, 10));
+		} else if (strcmp(w[0], "crashmove") == 0 && n == 4) {
+			crashmove(&st, uid, w[2], strtoul(w[3], NULL, 10));
 		} else if (strcmp(w[0], "moves") == 0) {
 			struct store_stats ss;
 
