@@ -624,3 +624,20 @@ stats_ok() {
 	assert_line -n 4 --regexp '^items_moved [1-9][0-9]* pages_moved 1 no_memory 1$'
 	assert_line -n 5 clean
 }
+
+@test "alloc: churn at 80% and 90% full, sizes from 1 byte to 64 KiB on a log scale: no write refused" {
+	local pct
+
+	for pct in 80 90; do
+		run -0 st 64 65536 <<-EOF
+		user alice
+		churn 1 5 200000 $pct
+		check
+		moves
+		EOF
+		echo "# $pct%: ${lines[1]}; ${lines[3]}" >&3
+		assert_line -n 1 --regexp '^sets [0-9]+ refused 0 refused_at_4x_free 0 worst_ratio 0.0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}

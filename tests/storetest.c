@@ -32,6 +32,13 @@
  *				refused for room
  *   footprint			bytes per item: chunks, and with the segment's
  *				metadata and the pages items hold
+ *   churn UID SEED OPS [PCT]	hold the store about PCT% (80) full (of
+ *				bytes_used)
+ *				with OPS random sets and deletes, sizes about
+ *				uniform on a log scale from 1 byte to 64 KiB:
+ *				prints the refusals, those while free bytes
+ *				were at least 4 times the size, and the
+ *				largest ratio of free bytes to size refused
  *   flush UID
  *   counts UID			user keys and chunk bytes
  *   gen UID			the account's generation
@@ -344,6 +351,57 @@ crashmove(struct store *st, uint32_t uid, const char *key, size_t vs)
 	free(val);
 }
 
+static void
+churn(struct store *st, uint32_t uid, unsigned seed, unsigned long ops,
+    unsigned pct)
+{
+	struct store_write wr;
+	struct store_stats ss;
+	char key[64], *val = malloc(st->hdr->value_max + 1);
+	unsigned long *live = calloc(ops + 1, sizeof(*live)), nlive = 0, i;
+	unsigned long next = 0, sets = 0, refused = 0, refused4 = 0;
+	double worst = 0, r;
+	size_t vl;
+	int kl, rc;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'w', st->hdr->value_max);
+	for (i = 0; i < ops; i++) {
+		store_stats(st, &ss);
+		if (nlive > 0 && (ss.bytes_used * 100 > ss.bytes_limit * pct ||
+		    rand_r(&seed) % 4 == 0)) {
+			unsigned long j = (unsigned long)rand_r(&seed) % nlive;
+
+			kl = snprintf(key, sizeof(key), "w%lu", live[j]);
+			(void)store_del(st, uid, USER_ANY_GEN, key, (size_t)kl);
+			live[j] = live[--nlive];
+			continue;
+		}
+		vl = log_size(&seed, 0, 16);
+		if (vl > st->hdr->value_max)
+			vl = st->hdr->value_max;
+		kl = snprintf(key, sizeof(key), "w%lu", next);
+		rc = store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val, vl,
+		    &wr, NULL);
+		sets++;
+		if (rc == ST_OK) {
+			live[nlive++] = next++;
+			continue;
+		}
+		refused++;
+		r = (double)ss.bytes_free / (double)(ITEM_HDR + (size_t)kl +
+		    vl);
+		if (r >= 4)
+			refused4++;
+		if (r > worst)
+			worst = r;
+	}
+	printf("sets %lu refused %lu refused_at_4x_free %lu worst_ratio "
+	    "%.1f\n", sets, refused, refused4, worst);
+	free(live);
+	free(val);
+}
+
 static const char *
 corrupt(struct store *st, char **w, int n)
 {
@@ -540,6 +598,10 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "probe") == 0 && n == 5) {
 			probe(&st, uid, w[2], strtoul(w[3], NULL, 10),
 			    strtoul(w[4], NULL, 10));
+		} else if (strcmp(w[0], "churn") == 0 && n >= 4) {
+			churn(&st, uid, (unsigned)strtoul(w[2], NULL, 10),
+			    strtoul(w[3], NULL, 10), n == 5 ?
+			    (unsigned)strtoul(w[4], NULL, 10) : 80);
 		} else if (strcmp(w[0], "crashmove") == 0 && n == 4) {
 			crashmove(&st, uid, w[2], strtoul(w[3], NULL, 10));
 		} else if (strcmp(w[0], "moves") == 0) {
