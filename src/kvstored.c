@@ -562,6 +562,28 @@ test_pause(void)
 		;
 }
 
+/*
+ * With KVSTORE_TEST_MOVE_PAUSE_MS=N the first item a process moves to empty
+ * a page (alloc.c's compaction) waits N ms with its copy made and not yet
+ * published, its stripe held, and says so in the log, so a test can kill a
+ * process in the middle of a move.  Once a process: the moves after it go
+ * at full speed.
+ */
+static unsigned test_move_ms;
+
+static void
+test_move(void)
+{
+	struct timespec ts = { test_move_ms / 1000,
+	    (long)(test_move_ms % 1000) * 1000000L };
+
+	store_test_move = NULL;
+	log_info("test: pid %ld moves an item, its copy made, for %u ms",
+	    (long)getpid(), test_move_ms);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 static void
 test_hooks(void)
 {
@@ -575,6 +597,9 @@ test_hooks(void)
 	ms = getenv("KVSTORE_TEST_WRITE_PAUSE_MS");
 	if (ms != NULL && (test_pause_ms = (unsigned)strtoul(ms, NULL, 10)))
 		store_test_unlocked = test_pause;
+	ms = getenv("KVSTORE_TEST_MOVE_PAUSE_MS");
+	if (ms != NULL && (test_move_ms = (unsigned)strtoul(ms, NULL, 10)))
+		store_test_move = test_move;
 }
 #endif
 

@@ -8,7 +8,7 @@
  * built with another layout, sem_t size or lock size refuse to attach.
  *
  *	header | stripes | buckets | users | names | slots | audit | peers |
- *	conns | page map | arena
+ *	conns | page map (a struct kv_page per page) | arena
  *
  * Only the store's files (through store_impl.h), lock.c and the store's
  * fuzz target include this file.
@@ -27,7 +27,7 @@
 #define KV_SLOTS		4096	/* processes attached at once */
 #define KV_STRIPES_MAX		1024
 #define KV_ITEM_ALIGN		8
-#define KV_LOCK_LOG		12	/* undo entries one critical section may need */
+#define KV_LOCK_LOG		24	/* undo entries one critical section may need */
 #define KV_CACHELINE		64
 #define KV_AUDIT_LINES		256	/* the in-memory audit ring */
 #define KV_AUDIT_LEN		248
@@ -194,11 +194,30 @@ struct kv_slot {
 	int64_t		final_dbytes;
 } __attribute__((aligned(KV_CACHELINE)));
 
+/*
+ * A size class (alloc.c, under the alloc lock): its pages with a free or
+ * never-carved chunk are on a list of their own, the first one first to
+ * hand out; a full page is on no list.
+ */
 struct kv_class {
 	uint32_t	size;		/* chunk bytes */
-	uint32_t	free_head;	/* ref of the first free chunk */
-	uint32_t	bump;		/* ref of the next never-used chunk */
-	uint32_t	bump_end;	/* ref just past the current page */
+	uint32_t	partial;	/* page + 1 of the first partly-free page */
+	uint32_t	pages;		/* pages the class holds */
+	uint32_t	used;		/* chunks handed out, in all its pages */
+};
+
+/*
+ * A page's descriptor, one per page of the arena in the page map (alloc.c,
+ * under the alloc lock).  A page belongs to one class while any of its
+ * chunks is handed out, and to none in the pool of empty pages.
+ */
+struct kv_page {
+	uint32_t	cls;		/* class + 1; 0 = empty, in the pool */
+	uint32_t	used;		/* chunks handed out (in use or pending) */
+	uint32_t	free_head;	/* ref of the page's first free chunk */
+	uint32_t	carved;		/* chunks carved so far, from the start */
+	uint32_t	prev, next;	/* page + 1 on its class's list or the
+					 * pool (next only); 0 = none */
 };
 
 struct kv_header {
@@ -241,6 +260,14 @@ struct kv_header {
 	uint32_t	users_live;	/* USER_ACTIVE accounts, for -N */
 	uint32_t	users_hwm;	/* slots 1..users_hwm were ever used */
 	uint32_t	users_free;	/* first empty slot below it, 0 = none */
+	/* Pages that return (alloc.c), under the alloc lock. */
+	uint32_t	pool;		/* page + 1 of the first empty page */
+	uint32_t	draining;	/* page + 1 being emptied by a move */
+	uint32_t	drainer;	/* pid of the process emptying it */
+	uint32_t	pad4;
+	uint64_t	moves;		/* items moved to empty a page */
+	uint64_t	pages_moved;	/* pages so emptied, to the pool */
+	struct kv_lock	compact_lock;	/* one compaction at a time */
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \

@@ -130,7 +130,7 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)h->nconns * sizeof(struct kv_conn);
 	h->off_pagemap = off = round_up(off, KV_CACHELINE);
 	maxpages = g->size / h->page_size;
-	off += maxpages * sizeof(uint32_t);
+	off += maxpages * sizeof(struct kv_page);
 	h->off_arena = off = round_up(off, 4096);
 	if (off >= g->size || (g->size - off) / h->page_size == 0)
 		return -1;
@@ -149,7 +149,8 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 	memcpy(h, plan_h, sizeof(*h));
 	h->ready = 0;
 	h->created = (int64_t)time(NULL);
-	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1)
+	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1 ||
+	    lock_init(&h->compact_lock) == -1)
 		return -1;
 	for (i = 0; i < h->nstripes; i++) {
 		memset(&stripes(st)[i], 0, sizeof(struct kv_stripe));
@@ -517,7 +518,7 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 static int
 put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,
-    uint64_t *cas_out, size_t *needp)
+    uint64_t *cas_out, size_t *needp, int last)
 {
 	struct found f;
 	struct kv_item *old;
@@ -614,7 +615,7 @@ put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		goto out;
 	}
 	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK) {
-		if (rc == ST_FULL)
+		if (rc == ST_FULL && last)
 			f.stripe->no_memory++;
 		goto out;
 	}
@@ -642,7 +643,9 @@ out:
 /*
  * A write that finds no room, or its store at its quota, is tried once
  * more if make_room() (room.c) freed something; it runs with no stripe
- * held, since it takes stripes of its own.
+ * held, since it takes stripes of its own.  One that found no room is
+ * tried again in any case, so that the try that refuses it counts it
+ * (store_no_memory counts writes refused, not writes that made room).
  */
 int
 store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
@@ -652,10 +655,12 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	size_t need = 0;
 	int rc;
 
-	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need);
-	if ((rc == ST_FULL || rc == ST_QUOTA) && make_room(st, user, need, rc))
+	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need,
+	    0);
+	if ((rc == ST_FULL || rc == ST_QUOTA) &&
+	    (make_room(st, user, need, rc) || rc == ST_FULL))
 		rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out,
-		    &need);
+		    &need, 1);
 	return rc;
 }
 

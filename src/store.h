@@ -148,6 +148,7 @@ struct store_stats {
 	uint64_t	delete_misses, touch_hits, touch_misses;
 	uint64_t	incr_hits, incr_misses, decr_hits, decr_misses;
 	uint64_t	cas_hits, cas_misses, cas_badval, reclaimed, no_memory;
+	uint64_t	items_moved, pages_moved;	/* by compaction */
 	uint64_t	rejected_connections;
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
@@ -221,8 +222,13 @@ void	 store_note_connection(struct store *);
 void	 store_note_auth_failure(struct store *);
 void	 store_note_rejected(struct store *);
 /* Size classes: chunk bytes, pages carved, chunks never handed out. */
+/*
+ * A size class, server-wide: chunk bytes, pages it holds, chunks a page,
+ * chunks handed out, chunks freed on its pages, chunks not carved yet.
+ */
 struct store_class {
 	uint32_t	size, pages, chunks_per_page, unused;
+	uint32_t	used, free;
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
@@ -289,7 +295,9 @@ int	 store_check(struct store *, FILE *report);
  * published; store_test_unlocked as a put begins, before it takes its
  * stripe (its caller has checked the account; the store has not yet);
  * store_test_stripe after a walk that goes a stripe at a time (the
- * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ * checker, userdel's flush) has let go of stripe done (1-based) of of;
+ * store_test_move while a compaction holds an item's stripe, its copy
+ * made and not yet published in its place.
  */
 extern void	(*store_test_hold)(void);
 extern void	(*store_test_unlocked)(void);
@@ -301,5 +309,6 @@ extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
  * the slot freed), and "rebuild" (the name index emptied, not yet refilled).
  */
 extern void	(*store_test_accounts)(const char *step);
+extern void	(*store_test_move)(void);
 
 #endif

@@ -76,10 +76,25 @@ name_tag(uint64_t h)
 	return (uint32_t)(h >> 32) & ~NAME_ID_MASK;
 }
 
-static inline uint32_t *
+static inline struct kv_page *
 pagemap(struct store *st)
 {
-	return (uint32_t *)(st->base + st->hdr->off_pagemap);
+	return (struct kv_page *)(st->base + st->hdr->off_pagemap);
+}
+
+/* The page a chunk's ref falls in, and a page's first chunk. */
+static inline uint32_t
+page_of(struct store *st, uint32_t ref)
+{
+	return (uint32_t)(((uint64_t)ref * KV_ITEM_ALIGN - st->hdr->off_arena) /
+	    st->hdr->page_size);
+}
+
+static inline uint32_t
+page_ref(struct store *st, uint32_t page)
+{
+	return (uint32_t)((st->hdr->off_arena + (uint64_t)page *
+	    st->hdr->page_size) / KV_ITEM_ALIGN);
 }
 
 /* ---- one item's header --------------------------------------------------- */
@@ -157,6 +172,8 @@ int	 class_for(struct store *, size_t bytes);
 int	 alloc_chunk(struct store *, size_t bytes, uint32_t *refp);
 void	 drop_pending(struct store *, struct kv_slot *);
 void	 finish_write(struct store *, struct kv_slot *);
+int	 compact(struct store *, size_t need);
+void	 drain_dead(struct store *, uint32_t pid);
 
 /* room.c */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);

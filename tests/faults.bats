@@ -44,7 +44,7 @@ setup_file() {
 		    -I"$TESTS_DIR/../src" -o "$LOCKTORTURE" \
 		    "$TESTS_DIR/locktorture.c" \
 		    "$TESTS_DIR"/../src/{store,items,alloc,accounts}.c \
-		    "$TESTS_DIR"/../src/{peers,recover,check,stats}.c \
+		    "$TESTS_DIR"/../src/{peers,recover,check,stats,conns,meta,room}.c \
 		    "$TESTS_DIR/../src/lock.c" "$TESTS_DIR/../src/log.c" \
 		    "$TESTS_DIR/../src/buf.c" || {
 			echo "cannot build locktorture from $TESTS_DIR" >&2

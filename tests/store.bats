@@ -640,3 +640,161 @@ sta() {
 	assert_line -n -2 'rebuilt 1 tombs 0'
 	assert_line -n -1 clean
 }
+
+# --- pages that return, compaction (alloc.c) -------------------------------
+
+@test "alloc: a 64 MiB store filled with 1-byte values and emptied takes a 512 KiB value and one of every class, by another user" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	user bob
+	fill 1 k 2000000 1
+	classfill 2 c
+	unfill 1 k 2000000 1
+	stats
+	check
+	fill 2 big 1 524288
+	classfill 2 c
+	check
+	EOF
+	assert_line -n 2 --regexp '^stored [0-9]{7} FULL$'
+	# Full: every class but the first one or two is refused.
+	assert_line -n 3 --regexp '^classes [0-9]+ stored ([0-2]) FULL$'
+	m=${lines[3]#classes * stored }
+	n=${lines[2]#stored }
+	assert_line -n 4 "deleted ${n% FULL}"
+	stats_ok "${lines[5]}" "${m% FULL}"
+	assert_line -n 6 clean
+	assert_line -n 7 'stored 1 OK'
+	assert_line -n 8 --regexp '^classes ([0-9]+) stored \1 OK$'
+	assert_line -n 9 clean
+}
+
+@test "alloc: half of a store of 1-byte values deleted, a 512 KiB value compacts a page free; every item left is read back once" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	fill 1 k 2000000 1
+	unfill 1 k 2000000 2
+	put 1 a-key-of-41-bytes-for-a-class-with-no-page x
+	moves
+	fill 1 big 1 524288
+	moves
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]{7} FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 2 "deleted $(((n + 1) / 2))"
+	assert_line -n 3 OK
+	# The fill's last put was refused (counted once: nothing to compact
+	# in a full store); the put of a class with no page compacted one.
+	assert_line -n 4 --regexp '^items_moved ([1-9][0-9]*) pages_moved 1 no_memory 1$'
+	moved=${lines[4]#items_moved }
+	moved=${moved%% *}
+	assert_line -n 5 'stored 1 OK'
+	assert_line -n 6 --regexp '^items_moved ([1-9][0-9]*) pages_moved 2 no_memory 1$'
+	now=${lines[6]#items_moved }
+	((${now%% *} > moved))
+	assert_line -n 7 clean
+	run -0 st 64 1048576 <<-EOF
+	probe 1 k $n 1
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 clean
+}
+
+@test "alloc: mixed sizes, a random half deleted: writes of other sizes for half the free bytes all succeed" {
+	local seed
+
+	for seed in 1 2 3; do
+		run -0 --separate-stderr st 64 65536 <<-EOF
+		user alice
+		mixed 1 $seed
+		check
+		EOF
+		echo "# seed $seed: ${lines[1]}; $stderr" >&3
+		assert_line -n 1 --regexp '^filled [0-9]+ deleted [0-9]+ wrote [0-9]+ refused 0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}
+
+@test "alloc: the checker finds a page whose count of chunks handed out is off, and a class list that lost a page" {
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	put 1 b y
+	corrupt pageused 1 a
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: 3 chunks handed out and 0 free, 2 carved$'
+	assert_line -n 5 --regexp '^check: class [0-9]+: counts 1/2 pages/chunks, found 1/3$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	corrupt unlist 1 a
+	check
+	EOF
+	assert_line -n 2 OK
+	assert_line -n 3 --regexp '^check: page [0-9]+: partly free, not on class [0-9]+.s list$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	del 1 a
+	corrupt pool
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: empty, not in the pool$'
+}
+
+@test "alloc: a writer that dies in the middle of a compaction's move leaves every item once; the next write compacts" {
+	run -0 --separate-stderr st 8 16384 <<-'EOF'
+	user alice
+	fill 1 k 1000000 1
+	unfill 1 k 1000000 2
+	crashmove 1 big 10000
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]+ FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 3 'died in a move'
+	assert_line -n 4 clean
+	[[ $stderr == *'holder pid '*' died, recovering'* ]]
+	run -0 st 8 16384 <<-EOF
+	probe 1 k $n 1
+	get 1 big
+	moves
+	fill 1 big 1 10000
+	moves
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 NOT_FOUND
+	# The dead one's copy was given back, its move not counted.
+	assert_line -n 2 'items_moved 0 pages_moved 0 no_memory 1'
+	assert_line -n 3 'stored 1 OK'
+	assert_line -n 4 --regexp '^items_moved [1-9][0-9]* pages_moved 1 no_memory 1$'
+	assert_line -n 5 clean
+}
+
+@test "alloc: churn at 80% and 90% full, sizes from 1 byte to 64 KiB on a log scale: no write refused" {
+	local pct
+
+	for pct in 80 90; do
+		run -0 st 64 65536 <<-EOF
+		user alice
+		churn 1 5 200000 $pct
+		check
+		moves
+		EOF
+		echo "# $pct%: ${lines[1]}; ${lines[3]}" >&3
+		assert_line -n 1 --regexp '^sets [0-9]+ refused 0 refused_at_4x_free 0 worst_ratio 0.0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}

@@ -27,6 +27,32 @@
  *   del UID KEY
  *   incr|decr UID KEY N
  *   fill UID PREFIX COUNT VSIZE	put COUNT keys until one fails
+ *   unfill UID PREFIX COUNT STEP	del PREFIX0, PREFIX<STEP>, ... below COUNT
+ *   classfill UID PREFIX	put one value of each size class, the largest
+ *				that fits its chunks; prints how many of how
+ *				many were stored, and the first failure
+ *   mixed UID SEED		fill with sizes uniform on a log scale from 1
+ *				byte to 16 KiB until full, delete a random
+ *				half, then write sizes of 16 to 64 KiB for half
+ *				the bytes free: prints how many were refused
+ *   probe UID PREFIX COUNT VSIZE	read PREFIX0 .. below COUNT: how many hold
+ *				the value fill gave them, how many are absent
+ *   crashmove UID KEY VSIZE	a child puts VSIZE bytes and dies (_exit)
+ *				in the middle of a compaction's move, its
+ *				copy made and unpublished; the survivor
+ *				finishes its slot as the master would.
+ *				Prints "died in a move", or how it ended
+ *   moves			items and pages compaction moved, writes
+ *				refused for room
+ *   footprint			bytes per item: chunks, and with the segment's
+ *				metadata and the pages items hold
+ *   churn UID SEED OPS [PCT]	hold the store about PCT% (80) full (of
+ *				bytes_used)
+ *				with OPS random sets and deletes, sizes about
+ *				uniform on a log scale from 1 byte to 64 KiB:
+ *				prints the refusals, those while free bytes
+ *				were at least 4 times the size, and the
+ *				largest ratio of free bytes to size refused
  *   flush UID
  *   counts UID			user keys and chunk bytes
  *   gen UID			the account's generation
@@ -40,17 +66,22 @@
  *				loop UID KEY (the item links to itself),
  *				share UID KEY KEY2 (KEY's chain goes on into
  *				KEY2's), free UID KEY (the item is also at the
- *				head of its class's free list), leak UID KEY
+ *				head of its page's free list), leak UID KEY
  *				(the item is unlinked, its chunk not freed),
- *				name UID (its name index entry is lost),
- *				stalename UID (an index entry for the empty
- *				slot UID)
+ *				pageused UID KEY (the item's page counts one
+ *				chunk more), unlist UID KEY (its class's list
+ *				of partly-free pages loses it), pool (the pool
+ *				of empty pages is lost), name UID (its name
+ *				index entry is lost), stalename UID (an index
+ *				entry for the empty slot UID)
  *   classes			how many size classes, and the page size
  *   namefail NAME		count a failed login for the name
  *   namefails NAME		the name's failure count
  *   collide NAME N		N names whose throttle entry hashes where
  *				NAME's does (name-0, name-1, ...)
  */
+#include <sys/wait.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +171,264 @@ link_of(struct store *st, uint32_t uid, const char *key, size_t klen)
 	return NULL;
 }
 
+/* One value of every class, each the largest its chunks hold. */
+static void
+classfill(struct store *st, uint32_t uid, const char *prefix)
+{
+	struct store_write wr;
+	uint32_t i, n = st->hdr->nclasses, stored = 0;
+	char key[300], *val = malloc(st->hdr->value_max + 1);
+	int rc, first = ST_OK, kl;
+	size_t vl;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'c', st->hdr->value_max);
+	for (i = 0; i < n; i++) {
+		kl = snprintf(key, sizeof(key), "%s%u", prefix, i);
+		vl = st->hdr->classes[i].size - ITEM_HDR - (size_t)kl;
+		if (vl > st->hdr->value_max)
+			vl = st->hdr->value_max;
+		rc = store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val, vl,
+		    &wr, NULL);
+		if (rc == ST_OK)
+			stored++;
+		else if (first == ST_OK)
+			first = rc;
+	}
+	printf("classes %u stored %u %s\n", n, stored, result(first));
+	free(val);
+}
+
+/* A size about uniform on a log scale from 2^lo to 2^hi bytes: a power
+ * of two at random, then uniform up to the next. */
+static size_t
+log_size(unsigned *seed, unsigned lo, unsigned hi)
+{
+	unsigned e = lo + (unsigned)rand_r(seed) % (hi - lo);
+
+	return ((size_t)1 << e) + (size_t)rand_r(seed) % ((size_t)1 << e);
+}
+
+static uint64_t
+bytes_free(struct store *st)
+{
+	struct store_stats s;
+
+	store_stats(st, &s);
+	return s.bytes_free;
+}
+
+/*
+ * Fill with mixed sizes, delete a random half, then write other sizes for
+ * half the bytes free: none of those may be refused.  Then on until the
+ * first refusal, to report how many times the value's size was free then.
+ */
+static void
+mixed(struct store *st, uint32_t uid, unsigned seed)
+{
+	struct store_write wr;
+	char key[64], *val = malloc(st->hdr->value_max + 1);
+	unsigned long n, i, dels = 0, writes = 0, refused = 0;
+	uint64_t budget, spent = 0, free_then = 0;
+	size_t vl = 0;
+	int rc, kl, cls;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'm', st->hdr->value_max);
+	for (n = 0; ; n++) {
+		kl = snprintf(key, sizeof(key), "m%lu", n);
+		rc = store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val,
+		    log_size(&seed, 0, 14), &wr, NULL);
+		if (rc != ST_OK)
+			break;
+	}
+	for (i = 0; i < n; i++)
+		if (rand_r(&seed) % 2) {
+			kl = snprintf(key, sizeof(key), "m%lu", i);
+			if (store_del(st, uid, USER_ANY_GEN, key, (size_t)kl) ==
+			    ST_OK)
+				dels++;
+		}
+	budget = bytes_free(st) / 2;
+	for (i = 0; spent < budget; i++) {
+		kl = snprintf(key, sizeof(key), "n%lu", i);
+		vl = log_size(&seed, 14, 16);
+		if (vl > st->hdr->value_max)
+			vl = st->hdr->value_max;
+		cls = class_for(st, ITEM_HDR + (size_t)kl + vl);
+		rc = store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val, vl,
+		    &wr, NULL);
+		writes++;
+		if (rc != ST_OK)
+			refused++;
+		else
+			spent += st->hdr->classes[cls].size;
+	}
+	printf("filled %lu deleted %lu wrote %lu refused %lu\n", n, dels,
+	    writes, refused);
+	for (;; i++) {
+		kl = snprintf(key, sizeof(key), "n%lu", i);
+		vl = log_size(&seed, 14, 16);
+		if (vl > st->hdr->value_max)
+			vl = st->hdr->value_max;
+		free_then = bytes_free(st);
+		if (store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val, vl,
+		    &wr, NULL) != ST_OK)
+			break;
+	}
+	{
+		struct store_class cl[KV_CLASSES_MAX];
+		uint32_t k, nc = store_classes(st, cl, KV_CLASSES_MAX);
+		uint64_t fr = 0;
+
+		for (k = 0; k < nc; k++)
+			fr += (uint64_t)(cl[k].free + cl[k].unused) *
+			    cl[k].size;
+		fprintf(stderr, "first refusal: %zu bytes with %" PRIu64
+		    " free (%.1f times), %" PRIu64 " of them in free chunks "
+		    "(%.1f times)\n", vl, free_then, (double)free_then /
+		    (double)vl, fr, (double)fr / (double)vl);
+	}
+	free(val);
+}
+
+static int
+probe_one(void *ctx, const struct item_view *v)
+{
+	size_t *want = ctx, i;
+
+	if (v->vlen != *want)
+		return 0;
+	for (i = 0; i < v->vlen; i++)
+		if (v->value[i] != 'v')
+			return 0;
+	return 1;
+}
+
+static int probe_ok;
+
+static void
+probe_visit(void *ctx, const struct item_view *v)
+{
+	probe_ok = probe_one(ctx, v);
+}
+
+static void
+probe(struct store *st, uint32_t uid, const char *prefix, unsigned long n,
+    size_t vs)
+{
+	unsigned long i, good = 0, absent = 0, bad = 0;
+	char key[300];
+	int kl;
+
+	for (i = 0; i < n; i++) {
+		kl = snprintf(key, sizeof(key), "%s%lu", prefix, i);
+		probe_ok = 0;
+		if (store_get(st, uid, USER_ANY_GEN, key, (size_t)kl,
+		    probe_visit, &vs) != ST_OK)
+			absent++;
+		else if (probe_ok)
+			good++;
+		else
+			bad++;
+	}
+	printf("present %lu absent %lu bad %lu\n", good, absent, bad);
+}
+
+static void
+die_in_move(void)
+{
+	_exit(0);
+}
+
+static void
+crashmove(struct store *st, uint32_t uid, const char *key, size_t vs)
+{
+	struct store_write wr;
+	char *val = malloc(vs + 1);
+	int status, rc;
+	pid_t pid;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'v', vs);
+	fflush(stdout);
+	if ((pid = fork()) == -1) {
+		printf("fork failed\n");
+		free(val);
+		return;
+	}
+	if (pid == 0) {
+		/* A child joins the registry for itself, as kvstored's do. */
+		st->slot = 0;
+		if (store_attach_process(st) == -1)
+			_exit(2);
+		store_test_move = die_in_move;
+		rc = store_put(st, uid, USER_ANY_GEN, key, strlen(key), val, vs,
+		    &wr, NULL);
+		_exit(rc == ST_OK ? 3 : 4);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		;
+	store_reap(st, (uint32_t)pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		printf("died in a move\n");
+	else
+		printf("ended %d\n", WIFEXITED(status) ? WEXITSTATUS(status) :
+		    -1);
+	free(val);
+}
+
+static void
+churn(struct store *st, uint32_t uid, unsigned seed, unsigned long ops,
+    unsigned pct)
+{
+	struct store_write wr;
+	struct store_stats ss;
+	char key[64], *val = malloc(st->hdr->value_max + 1);
+	unsigned long *live = calloc(ops + 1, sizeof(*live)), nlive = 0, i;
+	unsigned long next = 0, sets = 0, refused = 0, refused4 = 0;
+	double worst = 0, r;
+	size_t vl;
+	int kl, rc;
+
+	memset(&wr, 0, sizeof(wr));
+	memset(val, 'w', st->hdr->value_max);
+	for (i = 0; i < ops; i++) {
+		store_stats(st, &ss);
+		if (nlive > 0 && (ss.bytes_used * 100 > ss.bytes_limit * pct ||
+		    rand_r(&seed) % 4 == 0)) {
+			unsigned long j = (unsigned long)rand_r(&seed) % nlive;
+
+			kl = snprintf(key, sizeof(key), "w%lu", live[j]);
+			(void)store_del(st, uid, USER_ANY_GEN, key, (size_t)kl);
+			live[j] = live[--nlive];
+			continue;
+		}
+		vl = log_size(&seed, 0, 16);
+		if (vl > st->hdr->value_max)
+			vl = st->hdr->value_max;
+		kl = snprintf(key, sizeof(key), "w%lu", next);
+		rc = store_put(st, uid, USER_ANY_GEN, key, (size_t)kl, val, vl,
+		    &wr, NULL);
+		sets++;
+		if (rc == ST_OK) {
+			live[nlive++] = next++;
+			continue;
+		}
+		refused++;
+		r = (double)ss.bytes_free / (double)(ITEM_HDR + (size_t)kl +
+		    vl);
+		if (r >= 4)
+			refused4++;
+		if (r > worst)
+			worst = r;
+	}
+	printf("sets %lu refused %lu refused_at_4x_free %lu worst_ratio "
+	    "%.1f\n", sets, refused, refused4, worst);
+	free(live);
+	free(val);
+}
+
 static const char *
 corrupt(struct store *st, char **w, int n)
 {
@@ -149,6 +438,10 @@ corrupt(struct store *st, char **w, int n)
 
 	if (strcmp(w[1], "stripe") == 0) {
 		stripes(st)[0].items++;
+		return "OK";
+	}
+	if (strcmp(w[1], "pool") == 0) {
+		st->hdr->pool = 0;
 		return "OK";
 	}
 	if (uid == 0 || uid > st->hdr->nusers)
@@ -186,7 +479,11 @@ corrupt(struct store *st, char **w, int n)
 			it = item_at(st, it->next);
 		it->next = *l2;
 	} else if (strcmp(w[1], "free") == 0)
-		st->hdr->classes[it->cls].free_head = ref;
+		pagemap(st)[page_of(st, ref)].free_head = ref;
+	else if (strcmp(w[1], "pageused") == 0)
+		pagemap(st)[page_of(st, ref)].used++;
+	else if (strcmp(w[1], "unlist") == 0)
+		st->hdr->classes[it->cls].partial = 0;
 	else if (strcmp(w[1], "leak") == 0) {
 		uint32_t b = (uint32_t)hash_key(uid, w[3], strlen(w[3])) &
 		    (st->hdr->nbuckets - 1);
@@ -363,6 +660,55 @@ main(int argc, char **argv)
 			}
 			printf("stored %lu %s\n", i, result(rc));
 			free(val);
+		} else if (strcmp(w[0], "unfill") == 0 && n == 5) {
+			unsigned long count = strtoul(w[3], NULL, 10), i, d = 0;
+			unsigned long step = strtoul(w[4], NULL, 10);
+			char key[300];
+
+			for (i = 0; step > 0 && i < count; i += step) {
+				int kl = snprintf(key, sizeof(key), "%s%lu",
+				    w[2], i);
+
+				if (store_del(&st, uid, USER_ANY_GEN, key,
+				    (size_t)kl) == ST_OK)
+					d++;
+			}
+			printf("deleted %lu\n", d);
+		} else if (strcmp(w[0], "probe") == 0 && n == 5) {
+			probe(&st, uid, w[2], strtoul(w[3], NULL, 10),
+			    strtoul(w[4], NULL, 10));
+		} else if (strcmp(w[0], "churn") == 0 && n >= 4) {
+			churn(&st, uid, (unsigned)strtoul(w[2], NULL, 10),
+			    strtoul(w[3], NULL, 10), n == 5 ?
+			    (unsigned)strtoul(w[4], NULL, 10) : 80);
+		} else if (strcmp(w[0], "crashmove") == 0 && n == 4) {
+			crashmove(&st, uid, w[2], strtoul(w[3], NULL, 10));
+		} else if (strcmp(w[0], "moves") == 0) {
+			struct store_stats ss;
+
+			store_stats(&st, &ss);
+			printf("items_moved %" PRIu64 " pages_moved %" PRIu64
+			    " no_memory %" PRIu64 "\n", ss.items_moved,
+			    ss.pages_moved, ss.no_memory);
+		} else if (strcmp(w[0], "footprint") == 0) {
+			struct store_stats ss;
+			uint64_t meta = st.hdr->off_arena, held = 0;
+			uint32_t k;
+
+			store_stats(&st, &ss);
+			for (k = 0; k < st.hdr->nclasses; k++)
+				held += (uint64_t)st.hdr->classes[k].pages *
+				    st.hdr->page_size;
+			printf("items %" PRIu64 " chunks %.1f B/item, with "
+			    "metadata %.1f B/item (%" PRIu64 " B before the "
+			    "arena, %" PRIu64 " B of pages)\n", ss.items,
+			    (double)ss.bytes_used / (double)ss.items,
+			    (double)(meta + held) / (double)ss.items, meta,
+			    held);
+		} else if (strcmp(w[0], "classfill") == 0 && n == 3) {
+			classfill(&st, uid, w[2]);
+		} else if (strcmp(w[0], "mixed") == 0 && n == 3) {
+			mixed(&st, uid, (unsigned)strtoul(w[2], NULL, 10));
 		} else if (strcmp(w[0], "flush") == 0 && n == 2) {
 			printf("%s\n", result(store_flush_user(&st, uid)));
 		} else if (strcmp(w[0], "counts") == 0 && n == 2) {

@@ -393,11 +393,11 @@ now_ms() {
 			assert_line -n 5 --regexp "^check: bucket [0-9]+: chain loops or shares ref [0-9]+$"
 			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		free*)
-			assert_line -n 5 --regexp "^check: class [0-9]+: free chunk [0-9]+ is also in use or listed twice$"
+			assert_line -n 5 --regexp "^check: page [0-9]+: free chunk [0-9]+ is also in use or listed twice$"
 			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		leak*)
 			assert_line -n 5 --regexp "^check: user 1 \(alice\): counts 3/[0-9]+, found 2/[0-9]+$"
-			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 free, 0 pending: 1 lost"
+			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 to free, 0 pending: 1 lost"
 			assert_line -n 7 --regexp ": 2 items, 0 free chunks, 1 of [0-9]+ pages, 2 errors$" ;;
 		esac
 	done

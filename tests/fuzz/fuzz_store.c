@@ -15,7 +15,10 @@
  * that dies while it holds its stripe (store_test_hold), with a chunk
  * allocated and unpublished; the survivor must recover the stripe (by
  * taking it over as a waiter, or by store_reap() as the master does) and
- * the key must keep its old value.  That costs ~100 ms per crash (the
+ * the key must keep its old value.  When the put finds the store full it
+ * may die instead in the middle of a compaction's move (store_test_move),
+ * holding an item's stripe with its copy unpublished: every item must
+ * then still read back once, unchanged.  That costs ~100 ms per crash (the
  * lock probe interval), so it is off by default.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
@@ -496,6 +499,10 @@ op_crash(struct model *m, struct input *in)
 		if (store_attach_process(&st) == -1)
 			_exit(2);
 		store_test_hold = die_holding_stripe;
+		/* A put that finds no room compacts: die in a move, the copy
+		 * made, not yet published. */
+		if (how & 2)
+			store_test_move = die_holding_stripe;
 		store_put(&st, m->id, USER_ANY_GEN, key, klen, val, vlen, &w,
 		    NULL);
 		_exit(3);	/* the value was too large: no hold */
