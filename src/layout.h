@@ -20,9 +20,10 @@
 #include <stdint.h>
 
 #include "kvstore.h"
+#include "siphash.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	4
+#define KV_LAYOUT_VERSION	5
 #define KV_CLASSES_MAX		64
 #define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
@@ -217,6 +218,13 @@ struct kv_header {
 	uint32_t	next_page;	/* under the alloc lock */
 	uint32_t	pad3;
 	struct kv_class	classes[KV_CLASSES_MAX];
+	/*
+	 * The key of the chain hash and the throttle table's hash (items.c's
+	 * hash_key()): 16 bytes of getrandom(2) drawn when the segment is
+	 * created, never changed, so every process that attaches hashes
+	 * alike and nobody outside can aim keys or names at one chain.
+	 */
+	struct sipkey	hash_key;
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \
