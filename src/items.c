@@ -20,7 +20,8 @@
  * spreads over many buckets and a client who knows the function still
  * cannot tell which keys share a chain.  The low bits choose the bucket,
  * the high half is kept in the item to skip most key compares.  The peers
- * table hashes its addresses and names through here too (user = kind).
+ * table hashes its addresses and names through here too (user = kind 0
+ * and 1), and conns.c the addresses it counts (kind 2).
  */
 uint64_t
 hash_key(const struct store *st, uint32_t user, const void *key, size_t len)

@@ -219,10 +219,11 @@ struct kv_header {
 	uint32_t	pad3;
 	struct kv_class	classes[KV_CLASSES_MAX];
 	/*
-	 * The key of the chain hash and the throttle table's hash (items.c's
-	 * hash_key()): 16 bytes of getrandom(2) drawn when the segment is
-	 * created, never changed, so every process that attaches hashes
-	 * alike and nobody outside can aim keys or names at one chain.
+	 * The key of the chain hash, the throttle table's and the counted
+	 * connections' (items.c's hash_key()): 16 bytes of getrandom(2)
+	 * drawn when the segment is created, never changed, so every
+	 * process that attaches hashes alike and nobody outside can aim
+	 * keys, names or addresses at one chain or entry.
 	 */
 	struct sipkey	hash_key;
 };
