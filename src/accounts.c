@@ -52,11 +52,12 @@ test_step(const char *step)
 
 /* ---- the name index ------------------------------------------------------ */
 
+/* The segment's keyed hash, with a "user" that no account, throttle table
+ * kind or connection count uses. */
 uint64_t
 name_hash(struct store *st, const char *name, size_t len)
 {
-	(void)st;	/* a keyed hash will want the segment's key */
-	return hash_key(0, name, len);
+	return hash_key(st, UINT32_MAX, name, len);
 }
 
 static int

@@ -223,7 +223,7 @@ check_item(struct check *c, uint32_t b, uint32_t ref, int cls)
 		    it->klen, it->vlen);
 		return 0;
 	}
-	hv = hash_key(it->user, it->data, it->klen);
+	hv = hash_key(st, it->user, it->data, it->klen);
 	if ((uint32_t)(hv >> 32) != it->hash ||
 	    ((uint32_t)hv & (h->nbuckets - 1)) != b)
 		complain(c, "item %u: hash does not match bucket %u", ref, b);

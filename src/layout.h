@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "kvstore.h"
+#include "siphash.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
 #define KV_LAYOUT_VERSION	5
@@ -268,6 +269,14 @@ struct kv_header {
 	uint64_t	moves;		/* items moved to empty a page */
 	uint64_t	pages_moved;	/* pages so emptied, to the pool */
 	struct kv_lock	compact_lock;	/* one compaction at a time */
+	/*
+	 * The key of the chain hash, the throttle table's and the counted
+	 * connections' (items.c's hash_key()): 16 bytes of getrandom(2)
+	 * drawn when the segment is created, never changed, so every
+	 * process that attaches hashes alike and nobody outside can aim
+	 * keys, names or addresses at one chain or entry.
+	 */
+	struct sipkey	hash_key;
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,6 +258,33 @@ too_small(const struct store_geometry *g, char *err, size_t errlen)
 		    (names_for(g->users) * sizeof(uint32_t)) / g->users, mb);
 }
 
+/*
+ * The hash key of a new segment: 16 bytes from the kernel's random pool
+ * (getrandom(2) waits only until the pool is first seeded).  There is no
+ * fallback to something guessable: no key, no segment.
+ */
+static int
+random_hash_key(struct kv_header *h, char *err, size_t errlen)
+{
+	unsigned char b[SIP_KEY_LEN];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(b)) {
+		n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "getrandom: %s",
+			    n == -1 ? strerror(errno) : "no bytes");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	sipkey_from_bytes(&h->hash_key, b);
+	return 0;
+}
+
 static int
 create_segment(struct store *st, const struct store_geometry *g, char *err,
     size_t errlen)
@@ -268,6 +296,8 @@ create_segment(struct store *st, const struct store_geometry *g, char *err,
 		too_small(g, err, errlen);
 		return -1;
 	}
+	if (random_hash_key(&h, err, errlen) == -1)
+		return -1;
 	st->size = g->size;
 	if (ftruncate(st->fd, (off_t)g->size) == -1) {
 		snprintf(err, errlen, "ftruncate %s: %s", st->name,

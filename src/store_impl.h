@@ -142,7 +142,8 @@ struct found {
 	uint32_t	 hash;
 };
 
-uint64_t hash_key(uint32_t user, const void *key, size_t len);
+uint64_t hash_key(const struct store *, uint32_t user, const void *key,
+	    size_t len);
 void	 find_locked(struct store *, uint32_t user, const void *key,
 	    size_t klen, struct found *);
 void	 unlock_found(struct store *, struct found *);

@@ -79,6 +79,11 @@
  *   namefails NAME		the name's failure count
  *   collide NAME N		N names whose throttle entry hashes where
  *				NAME's does (name-0, name-1, ...)
+ *   siphash			check SipHash (src/siphash.c) against the
+ *				reference vectors: "siphash ok" or each miss
+ *   keyid			a fingerprint of the segment's hash key (a
+ *				SipHash-2-4 output under it, never the key)
+ *   bucket UID KEY		the bucket the key hashes to, and its stripe
  */
 #include <sys/wait.h>
 
@@ -88,6 +93,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "siphash.h"
 #include "store.h"
 /* The store's inside, to break it on purpose (corrupt), as the fuzz target
  * does to kill a writer. */
@@ -158,7 +164,7 @@ print_value(void *ctx, const struct item_view *v)
 static uint32_t *
 link_of(struct store *st, uint32_t uid, const char *key, size_t klen)
 {
-	uint64_t h = hash_key(uid, key, klen);
+	uint64_t h = hash_key(st, uid, key, klen);
 	uint32_t *link = &buckets(st)[(uint32_t)h & (st->hdr->nbuckets - 1)];
 
 	for (; *link != 0; link = &item_at(st, *link)->next) {
@@ -485,7 +491,7 @@ corrupt(struct store *st, char **w, int n)
 	else if (strcmp(w[1], "unlist") == 0)
 		st->hdr->classes[it->cls].partial = 0;
 	else if (strcmp(w[1], "leak") == 0) {
-		uint32_t b = (uint32_t)hash_key(uid, w[3], strlen(w[3])) &
+		uint32_t b = (uint32_t)hash_key(st, uid, w[3], strlen(w[3])) &
 		    (st->hdr->nbuckets - 1);
 		struct kv_stripe *sp = &stripes(st)[b & (st->hdr->nstripes - 1)];
 
@@ -495,6 +501,82 @@ corrupt(struct store *st, char **w, int n)
 	} else
 		return "bad corruption";
 	return "OK";
+}
+
+/*
+ * SipHash-2-4 of the messages 00, 00 01, ... 00 01 .. 3e (lengths 0 to 63)
+ * under the key 00 01 .. 0f: the 64-bit vectors of the reference
+ * implementation (github.com/veorq/SipHash, vectors.h).
+ */
+static const uint64_t sip24_vectors[64] = {
+	0x726fdb47dd0e0e31ULL, 0x74f839c593dc67fdULL, 0x0d6c8009d9a94f5aULL,
+	0x85676696d7fb7e2dULL, 0xcf2794e0277187b7ULL, 0x18765564cd99a68dULL,
+	0xcbc9466e58fee3ceULL, 0xab0200f58b01d137ULL, 0x93f5f5799a932462ULL,
+	0x9e0082df0ba9e4b0ULL, 0x7a5dbbc594ddb9f3ULL, 0xf4b32f46226bada7ULL,
+	0x751e8fbc860ee5fbULL, 0x14ea5627c0843d90ULL, 0xf723ca908e7af2eeULL,
+	0xa129ca6149be45e5ULL, 0x3f2acc7f57c29bdbULL, 0x699ae9f52cbe4794ULL,
+	0x4bc1b3f0968dd39cULL, 0xbb6dc91da77961bdULL, 0xbed65cf21aa2ee98ULL,
+	0xd0f2cbb02e3b67c7ULL, 0x93536795e3a33e88ULL, 0xa80c038ccd5ccec8ULL,
+	0xb8ad50c6f649af94ULL, 0xbce192de8a85b8eaULL, 0x17d835b85bbb15f3ULL,
+	0x2f2e6163076bcfadULL, 0xde4daaaca71dc9a5ULL, 0xa6a2506687956571ULL,
+	0xad87a3535c49ef28ULL, 0x32d892fad841c342ULL, 0x7127512f72f27cceULL,
+	0xa7f32346f95978e3ULL, 0x12e0b01abb051238ULL, 0x15e034d40fa197aeULL,
+	0x314dffbe0815a3b4ULL, 0x027990f029623981ULL, 0xcadcd4e59ef40c4dULL,
+	0x9abfd8766a33735cULL, 0x0e3ea96b5304a7d0ULL, 0xad0c42d6fc585992ULL,
+	0x187306c89bc215a9ULL, 0xd4a60abcf3792b95ULL, 0xf935451de4f21df2ULL,
+	0xa9538f0419755787ULL, 0xdb9acddff56ca510ULL, 0xd06c98cd5c0975ebULL,
+	0xe612a3cb9ecba951ULL, 0xc766e62cfcadaf96ULL, 0xee64435a9752fe72ULL,
+	0xa192d576b245165aULL, 0x0a8787bf8ecb74b2ULL, 0x81b3e73d20b49b6fULL,
+	0x7fa8220ba3b2eceaULL, 0x245731c13ca42499ULL, 0xb78dbfaf3a8d83bdULL,
+	0xea1ad565322a1a0bULL, 0x60e61c23a3795013ULL, 0x6606d7e446282b93ULL,
+	0x6ca4ecb15c5f91e1ULL, 0x9f626da15c9625f3ULL, 0xe51b38608ef25f57ULL,
+	0x958a324ceb064572ULL
+};
+
+/*
+ * The vectors; then the store's rounds: siphash_word() of a string and a
+ * word is siphash_bytes() of the string and the word's 4 little-endian
+ * bytes, at every length; and for SipHash-1-3, the empty message under
+ * the zero key (0xd1fba762150c532c, as the OCaml runtime's and the Rust
+ * digest crates' tests have it from the reference code with c=1, d=3).
+ * Prints "siphash ok", or one line per miss.
+ */
+static void
+check_siphash(void)
+{
+	struct sipkey k, zero = { 0, 0 };
+	unsigned char kb[SIP_KEY_LEN], msg[67];
+	uint64_t got;
+	uint32_t word = 0x4241403fU;
+	int i, bad = 0;
+
+	for (i = 0; i < SIP_KEY_LEN; i++)
+		kb[i] = (unsigned char)i;
+	sipkey_from_bytes(&k, kb);
+	for (i = 0; i < (int)sizeof(msg); i++)
+		msg[i] = (unsigned char)i;
+	for (i = 0; i < 64; i++)
+		if ((got = siphash24(&k, msg, (size_t)i)) !=
+		    sip24_vectors[i]) {
+			printf("siphash24 length %d: %016" PRIx64 ", want %016"
+			    PRIx64 "\n", i, got, sip24_vectors[i]);
+			bad = 1;
+		}
+	/* The string msg[63 - i..63), then msg[63..67) = 3f 40 41 42: the
+	 * word's little-endian bytes. */
+	for (i = 0; i <= 63; i++)
+		if (siphash_word(&k, msg + 63 - i, (size_t)i, word) !=
+		    siphash_bytes(&k, msg + 63 - i, (size_t)i + 4)) {
+			printf("siphash_word length %d differs\n", i);
+			bad = 1;
+		}
+	if (SIP_C == 1 && SIP_D == 3 &&
+	    (got = siphash_bytes(&zero, "", 0)) != 0xd1fba762150c532cULL) {
+		printf("siphash-1-3 of nothing: %016" PRIx64 "\n", got);
+		bad = 1;
+	}
+	if (!bad)
+		printf("siphash ok\n");
 }
 
 int
@@ -539,22 +621,34 @@ main(int argc, char **argv)
 		if (n > 3)
 			vlen = unescape(w[3]);
 		memset(&wr, 0, sizeof(wr));
-		if (strcmp(w[0], "namefail") == 0 && n == 2) {
+		if (strcmp(w[0], "siphash") == 0 && n == 1) {
+			check_siphash();
+		} else if (strcmp(w[0], "keyid") == 0 && n == 1) {
+			printf("%016" PRIx64 "\n", siphash24(&st.hdr->hash_key,
+			    "kvstore key id", 14));
+		} else if (strcmp(w[0], "bucket") == 0 && n == 3) {
+			uint32_t b = (uint32_t)hash_key(&st, uid, w[2], klen) &
+			    (st.hdr->nbuckets - 1);
+
+			printf("%u %u\n", b, b & (st.hdr->nstripes - 1));
+		} else if (strcmp(w[0], "namefail") == 0 && n == 2) {
 			store_name_fail(&st, w[1], 0);
 			printf("OK\n");
 		} else if (strcmp(w[0], "namefails") == 0 && n == 2) {
 			printf("%u\n", store_name_fails(&st, w[1]));
 		} else if (strcmp(w[0], "collide") == 0 && n == 3) {
-			uint64_t want = (hash_key(1, w[1], strlen(w[1])) | 1) %
-			    KV_PEERS;
+			uint64_t want = (hash_key(&st, 1, w[1],
+			    strlen(w[1])) | 1) % KV_PEERS;
 			unsigned long found = 0, want_n = strtoul(w[2], NULL,
 			    10), i;
 			char cand[64];
 
 			for (i = 0; found < want_n && i < 100000000UL; i++) {
+				uint64_t h;
+
 				snprintf(cand, sizeof(cand), "c%lu", i);
-				if ((hash_key(1, cand, strlen(cand)) | 1) %
-				    KV_PEERS == want && strcmp(cand, w[1])) {
+				h = hash_key(&st, 1, cand, strlen(cand)) | 1;
+				if (h % KV_PEERS == want && strcmp(cand, w[1])) {
 					printf("%s\n", cand);
 					found++;
 				}
