@@ -34,5 +34,6 @@ void	event_worker(struct master_config *) __attribute__((noreturn));
 void	child_serve(int in, int out, struct conn_config *, enum conn_proto,
 	    const char *peer);
 pid_t	helper_fork(struct master_config *, const char *what);	/* helper.c */
+void	crawler_main(struct store *) __attribute__((noreturn));	/* crawler.c */
 
 #endif

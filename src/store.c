@@ -629,6 +629,7 @@ store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	f.stripe->touch_hits++;
 	/* One aligned word: a reader sees the old or the new expiry. */
 	STORE(&f.item->exptime, exptime);
+	note_expiry(st, exptime);
 	if (exptime != 0 && exptime <= now)
 		publish(st, &f, user, 0);
 	else {
@@ -823,7 +824,11 @@ store_flush_items(struct store *st, uint32_t user, int64_t when)
 	u = &users(st)[user - 1];
 	(void)flush_mark(st, user, now);	/* settle one come due */
 	if (when > (int64_t)now) {
+		/* Then the bound (expire.c): a pass that began before this
+		 * store either read it or has the bound lowered behind it. */
 		STORE(&u->flush_at, when);
+		note_expiry(st, when < UINT32_MAX ? (uint32_t)when :
+		    UINT32_MAX - 1);
 		return ST_OK;
 	}
 	STORE(&u->flush_at, 0);

@@ -151,6 +151,9 @@ struct store_stats {
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
 	int64_t		created;
+	/* expire.c's: the crawler's share of reclaimed, the items it looked
+	 * at, and expired items reclaimed that were never read */
+	uint64_t	crawler_reclaimed, crawler_checked, expired_unfetched;
 };
 
 struct user_view {
@@ -280,6 +283,26 @@ void	 store_conn_login(struct store *, uint32_t slot);
 void	 store_conn_release(struct store *, uint32_t slot);
 
 int	 store_check(struct store *, FILE *report);
+
+/*
+ * The crawler's pass over the table (expire.c), in steps: each walks up to
+ * max_stripes stripes or max_items items, whichever comes first, unlinking
+ * expired and flushed items; it does nothing while no expiry has come due.
+ * Returns the stripes walked.  The fields are the pass's own.
+ */
+struct store_crawl {
+	uint32_t	cursor;		/* the next stripe */
+	int		slot;		/* the header's claim, -1 = none */
+	int		active;		/* a pass is under way */
+	uint32_t	now;
+	uint32_t	low;		/* the earliest expiry left so far */
+	uint32_t	user;
+	uint64_t	freed, freed_user;
+};
+void	 store_crawl_init(struct store_crawl *);
+uint32_t store_crawl(struct store *, struct store_crawl *,
+	    uint32_t max_stripes, uint32_t max_items);
+void	 store_crawl_end(struct store *, struct store_crawl *);
 
 /*
  * Test builds (KV_TEST_HOOKS) set these to widen a window: store_test_hold

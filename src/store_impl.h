@@ -147,4 +147,9 @@ void	 finish_write(struct store *, struct kv_slot *);
 /* room.c */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);
 
+/* ---- expiry (expire.c) -------------------------------------------------- */
+
+void	 note_expiry(struct store *, uint32_t t);
+uint64_t reclaim_expired(struct store *, uint32_t user, uint64_t *mine);
+
 #endif
