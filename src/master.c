@@ -287,10 +287,8 @@ fork_worker(struct master_config *mc)
 }
 
 /*
- * Keep spare_target spares, within the connection limit; or, for the
- * event engine, all its workers, restarting one that died (not more than
- * one a second while they die young, so a worker that cannot start does
- * not make the master fork in a loop).
+ * The crawler (crawler.c): one, for either engine, restarted when it dies,
+ * not more than once a second while it dies young.
  */
 static void
 start_crawler(struct master_config *mc)
@@ -313,6 +311,12 @@ start_crawler(struct master_config *mc)
 	log_info("crawler: pid %ld", (long)pid);
 }
 
+/*
+ * Keep spare_target spares, within the connection limit; or, for the
+ * event engine, all its workers, restarting one that died (not more than
+ * one a second while they die young, so a worker that cannot start does
+ * not make the master fork in a loop).
+ */
 static void
 top_up(struct master_config *mc)
 {

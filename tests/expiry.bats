@@ -219,6 +219,12 @@ crawler_pids() {
 	(($(mc_stat crawler_items_checked) >= 200))
 	[ "$(mc_stat get_misses)" -eq 0 ]
 	[ "$(mc_stat kvstore_items)" -eq 0 ]
+	run -0 "$KVSTORECTL" -s "$KV_SHM" stats
+	assert_line 'items 0'
+	assert_line 'reclaimed 200'
+	assert_line 'crawler_reclaimed 200'
+	assert_line 'expired_unfetched 200'
+	assert_line --regexp '^crawler_items_checked [0-9]+$'
 
 	# A delayed flush_all's items go too, with no request after it.
 	printf 'set x 0 0 1\r\n1\r\nset y 0 0 1\r\n2\r\nflush_all 1\r\n' >"$req"
