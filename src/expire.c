@@ -42,6 +42,8 @@
 
 #define EXP_NONE	UINT32_MAX	/* nothing known to expire */
 
+void	(*store_test_crawl)(void);
+
 static void
 lower(uint32_t *w, uint32_t t)
 {
@@ -181,6 +183,8 @@ reclaim_stripe(struct store *st, uint32_t s, struct store_crawl *p, int crawler)
 			p->freed++;
 			f.item = it;
 			publish(st, &f, owner, 0);
+			if (crawler && store_test_crawl != NULL)
+				store_test_crawl();
 		}
 	}
 	if (crawler)

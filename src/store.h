@@ -310,9 +310,12 @@ void	 store_crawl_end(struct store *, struct store_crawl *);
  * published; store_test_unlocked as a put begins, before it takes its
  * stripe (its caller has checked the account; the store has not yet);
  * store_test_stripe after a walk that goes a stripe at a time (the
- * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ * checker, userdel's flush) has let go of stripe done (1-based) of of;
+ * store_test_crawl while the crawler holds a stripe, right after it has
+ * reclaimed an item there.
  */
 extern void	(*store_test_hold)(void);
+extern void	(*store_test_crawl)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
 

@@ -280,3 +280,32 @@ crawler_pids() {
 	run ! kv_alive "$pid"
 	grep -q ": crawler: pid $pid status 0\$" "$KV_LOG"
 }
+
+@test "expiry: kill -9 of the crawler while it holds a stripe: the lock is taken over, the store checks clean" {
+	local req=$BATS_TEST_TMPDIR/req pid
+
+	: "${KVSTORED_HOOKS:?}"
+	# (tests/kvstored-hooks: the first crawler to reclaim an item holds
+	# its stripe and says so.)
+	KVSTORE_TEST_CRAWL_HOLD=$BATS_TEST_TMPDIR/held KVSTORED=$KVSTORED_HOOKS \
+	    kv_start -M 0 -B tester
+	mc_ports
+	mc_sets "$req" 100 k 1 v
+	run -0 mc_send "$req"
+	[ "$(grep -c '^STORED$' <<<"$output")" -eq 100 ]
+	kv_wait_log ': test: crawler pid [0-9]+ holds a stripe$' 20
+	pid=$(sed -n 's/.*: test: crawler pid \([0-9]*\) holds a stripe$/\1/p' "$KV_LOG")
+	[ "$(crawler_pids | tail -n 1)" = "$pid" ]
+	kill -KILL "$pid"
+	kv_wait_log ": crawler: pid $pid signal 9\$"
+	# Its successor takes the stripe over and reclaims the rest; writes
+	# to every key, the held stripe's included, go through.
+	wait_stat curr_items 0
+	[ "$(mc_stat crawler_reclaimed)" -eq 100 ]
+	mc_sets "$req" 100 k 0 w
+	run -0 mc_send "$req"
+	[ "$(grep -c '^STORED$' <<<"$output")" -eq 100 ]
+	[ "$(mc_stat curr_items)" -eq 100 ]
+	run -0 "$KVSTORED" -C -s "$KV_SHM"
+	assert_output --partial " 0 errors"
+}
