@@ -3,7 +3,8 @@
 # would be refused reclaims first, in inetd mode (no master, no crawler) as
 # under the daemon; expired keys do not count against -q; the master's
 # crawler reclaims with no request touching the keys, is restarted after
-# kill -9, leaves the store clean, and stops with the daemon.
+# kill -9 (wherever it was, and while it holds a stripe: KVSTORED_HOOKS),
+# leaves the store clean, and stops with the daemon.
 #
 # Every wait is a poll with a deadline: for the clock to pass an expiry, or
 # for a counter in "stats" to move.
