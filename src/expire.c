@@ -13,8 +13,9 @@
  *
  * The bound.  The header's exp_next is a lower bound on the expiry of every
  * linked item and on the time of every pending delayed flush: every write
- * of an expiry lowers it (note_expiry(), called under the item's stripe
- * lock), and only a pass over the whole table raises it, to what it found.
+ * of an expiry lowers it (note_expiry(): under the item's stripe lock, or
+ * right after a delayed flush's time is stored), and only a pass over the
+ * whole table raises it, to what it found.
  * While exp_next lies in the future nothing linked is absent, so a refused
  * write costs one load, not a walk: a refused write walks the table (O(items
  * + buckets), a stripe lock at a time) only when some expiry has come due

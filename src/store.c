@@ -832,6 +832,9 @@ store_flush_items(struct store *st, uint32_t user, int64_t when)
 		return ST_OK;
 	}
 	STORE(&u->flush_at, 0);
+	/* Due now for the passes too (expire.c): what a flush killed half
+	 * way leaves linked is reclaimed by the next one. */
+	note_expiry(st, now);
 	seq = LOAD(&h->cas_seq);
 	old = LOAD(&u->flush_cas);
 	while (old < seq && !CAS(&u->flush_cas, old, seq))
