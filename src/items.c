@@ -177,6 +177,9 @@ reap_expired(struct store *st, struct found *f, uint32_t user, uint32_t now)
 	if (f->item != NULL && (expired(f->item, now) ||
 	    f->item->cas <= mark)) {
 		f->stripe->reclaimed++;
+		if (expired(f->item, now) &&
+		    !(LOAD(&f->item->pad) & ITEM_META_FETCHED))
+			f->stripe->expired_unfetched++;
 		publish(st, f, user, 0);
 		f->item = NULL;
 	}
@@ -197,6 +200,7 @@ fill(struct store *st, uint32_t ref, uint32_t user, uint32_t hash,
 	it->klen = (uint8_t)klen;
 	it->flags = flags;
 	it->exptime = exptime;
+	note_expiry(st, exptime);	/* under the stripe lock: expire.c */
 	it->pad = 0;
 	it->pad2 = (uint32_t)time(NULL);
 	it->cas = __atomic_add_fetch(&st->hdr->cas_seq, 1, __ATOMIC_RELAXED);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -50,6 +51,27 @@ static FILE *password_fp;		/* opened before giving up root */
 static int password_errno;
 static char operator[64];
 
+/* The segment's figures, as "stats" counts them for all stores. */
+static void
+print_stats(struct store *st)
+{
+	struct store_stats ss;
+
+	store_stats(st, &ss);
+	printf("items %" PRIu64 "\n"
+	    "bytes_used %" PRIu64 "\n"
+	    "bytes_free %" PRIu64 "\n"
+	    "bytes_limit %" PRIu64 "\n"
+	    "store_no_memory %" PRIu64 "\n"
+	    "reclaimed %" PRIu64 "\n"
+	    "crawler_reclaimed %" PRIu64 "\n"
+	    "crawler_items_checked %" PRIu64 "\n"
+	    "expired_unfetched %" PRIu64 "\n",
+	    ss.items, ss.bytes_used, ss.bytes_free, ss.bytes_limit,
+	    ss.no_memory, ss.reclaimed, ss.crawler_reclaimed,
+	    ss.crawler_checked, ss.expired_unfetched);
+}
+
 static void
 usage(void)
 {
@@ -58,7 +80,7 @@ usage(void)
 	    "[-s segment] command [argument ...]\n"
 	    "commands: users | useradd name [guest|manager] | passwd name |\n"
 	    "          userdel name | promote name | demote name | log [count] |"
-	    " check\n");
+	    " check | stats\n");
 	exit(2);
 }
 
@@ -467,6 +489,8 @@ main(int argc, char **argv)
 		    print_line, NULL);
 	else if (strcmp(cmd, "check") == 0 && argc == 1)
 		rc = store_check(&st, stdout);
+	else if (strcmp(cmd, "stats") == 0 && argc == 1)
+		print_stats(&st);
 	else
 		usage();
 	store_close(&st);

@@ -584,6 +584,29 @@ test_move(void)
 		;
 }
 
+/*
+ * With KVSTORE_TEST_CRAWL_HOLD=PATH the first crawler to reclaim an item
+ * creates PATH and then holds that item's stripe for a minute, saying so
+ * in the log, so that a test can kill it there; a crawler that finds PATH
+ * already there holds nothing.
+ */
+static const char *test_crawl_path;
+
+static void
+test_crawl(void)
+{
+	struct timespec ts = { 60, 0 };
+	int fd;
+
+	if ((fd = open(test_crawl_path, O_WRONLY | O_CREAT | O_EXCL, 0600)) ==
+	    -1)
+		return;
+	close(fd);
+	log_info("test: crawler pid %ld holds a stripe", (long)getpid());
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !conn_stop)
+		;
+}
+
 static void
 test_hooks(void)
 {
@@ -594,6 +617,8 @@ test_hooks(void)
 	ms = getenv("KVSTORE_TEST_LOGIN_MS");
 	if (ms != NULL && (test_login_ms = (unsigned)strtoul(ms, NULL, 10)))
 		cmd_test_login_hold = test_login;
+	if ((test_crawl_path = getenv("KVSTORE_TEST_CRAWL_HOLD")) != NULL)
+		store_test_crawl = test_crawl;
 	ms = getenv("KVSTORE_TEST_WRITE_PAUSE_MS");
 	if (ms != NULL && (test_pause_ms = (unsigned)strtoul(ms, NULL, 10)))
 		store_test_unlocked = test_pause;

@@ -35,6 +35,7 @@
 #define KV_PEERS		4096	/* failed-login and registration counters */
 #define KV_PATH_MAX		256
 #define KV_CONNS		KV_SLOTS	/* connections counted per address */
+#define KV_EXP_PASSES		4	/* expiry passes that keep exp_next */
 
 /*
  * A recoverable lock: a process-shared semaphore plus what another process
@@ -71,6 +72,11 @@ struct kv_stripe {
 	uint64_t	cas_hits, cas_misses, cas_badval;
 	uint64_t	reclaimed;	/* expired items unlinked */
 	uint64_t	no_memory;	/* writes refused: the arena was full */
+	/* expire.c's: the crawler's share of reclaimed, the items it
+	 * looked at, and reclaimed items never read */
+	uint64_t	crawler_reclaimed;
+	uint64_t	crawler_checked;
+	uint64_t	expired_unfetched;
 } __attribute__((aligned(KV_CACHELINE)));
 
 /* A stored item; its chunk comes from one size class. */
@@ -277,6 +283,22 @@ struct kv_header {
 	 * keys, names or addresses at one chain or entry.
 	 */
 	struct sipkey	hash_key;
+	/*
+	 * Expiry (expire.c), with atomics, no lock.  exp_next is a lower
+	 * bound on every item's expiry and every pending delayed flush's time
+	 * (0: unknown, UINT32_MAX: none): while it lies in the future nothing
+	 * is absent that is still linked, and no pass is worth its walk.  A
+	 * write with an expiry lowers it; a pass over the whole table raises
+	 * it, through one of exp_pass[]: a claimed pass's low is lowered by
+	 * every write meanwhile, so that the pass misses nothing written
+	 * behind it.
+	 */
+	uint32_t	exp_next;
+	uint32_t	pad5;
+	struct kv_exp_pass {
+		uint32_t	pid;	/* the pass's process, 0 = free */
+		uint32_t	low;	/* expiries written since its start */
+	} exp_pass[KV_EXP_PASSES];
 };
 
 #define KV_ABI	((uint32_t)(sizeof(sem_t) << 24 | sizeof(struct kv_lock) << 12 | \

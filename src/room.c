@@ -18,9 +18,16 @@
 int
 make_room(struct store *st, uint32_t user, size_t need, int why)
 {
-	(void)user;
-	/* No chunk of its class and no empty page: empty one (alloc.c). */
+	uint64_t all, mine;
+
+	/* Expired items first (expire.c): they are absent already.  Under a
+	 * quota only the writer's own count. */
+	all = reclaim_expired(st, user, &mine);
+	if (why == ST_QUOTA)
+		return mine > 0;
+	/* Still no chunk of its class and no empty page: empty one
+	 * (alloc.c; it says whether the class has room, whoever made it). */
 	if (why == ST_FULL && compact(st, need))
 		return 1;
-	return 0;
+	return all > 0;
 }

@@ -40,6 +40,9 @@ store_stats(struct store *st, struct store_stats *out)
 		out->cas_badval += s->cas_badval;
 		out->reclaimed += s->reclaimed;
 		out->no_memory += s->no_memory;
+		out->crawler_reclaimed += s->crawler_reclaimed;
+		out->crawler_checked += s->crawler_checked;
+		out->expired_unfetched += s->expired_unfetched;
 	}
 	for (i = 0; i < h->nslots; i++)
 		if (LOAD(&slots[i].pid) != 0)

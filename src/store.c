@@ -740,6 +740,7 @@ store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	f.stripe->touch_hits++;
 	/* One aligned word: a reader sees the old or the new expiry. */
 	STORE(&f.item->exptime, exptime);
+	note_expiry(st, exptime);
 	if (exptime != 0 && exptime <= now)
 		publish(st, &f, user, 0);
 	else {
@@ -934,10 +935,17 @@ store_flush_items(struct store *st, uint32_t user, int64_t when)
 	u = &users(st)[user - 1];
 	(void)flush_mark(st, user, now);	/* settle one come due */
 	if (when > (int64_t)now) {
+		/* Then the bound (expire.c): a pass that began before this
+		 * store either read it or has the bound lowered behind it. */
 		STORE(&u->flush_at, when);
+		note_expiry(st, when < UINT32_MAX ? (uint32_t)when :
+		    UINT32_MAX - 1);
 		return ST_OK;
 	}
 	STORE(&u->flush_at, 0);
+	/* Due now for the passes too (expire.c): what a flush killed half
+	 * way leaves linked is reclaimed by the next one. */
+	note_expiry(st, now);
 	seq = LOAD(&h->cas_seq);
 	old = LOAD(&u->flush_cas);
 	while (old < seq && !CAS(&u->flush_cas, old, seq))

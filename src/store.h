@@ -153,6 +153,9 @@ struct store_stats {
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
 	int64_t		created;
+	/* expire.c's: the crawler's share of reclaimed, the items it looked
+	 * at, and expired items reclaimed that were never read */
+	uint64_t	crawler_reclaimed, crawler_checked, expired_unfetched;
 };
 
 struct user_view {
@@ -290,6 +293,26 @@ void	 store_conn_release(struct store *, uint32_t slot);
 int	 store_check(struct store *, FILE *report);
 
 /*
+ * The crawler's pass over the table (expire.c), in steps: each walks up to
+ * max_stripes stripes or max_items items, whichever comes first, unlinking
+ * expired and flushed items; it does nothing while no expiry has come due.
+ * Returns the stripes walked.  The fields are the pass's own.
+ */
+struct store_crawl {
+	uint32_t	cursor;		/* the next stripe */
+	int		slot;		/* the header's claim, -1 = none */
+	int		active;		/* a pass is under way */
+	uint32_t	now;
+	uint32_t	low;		/* the earliest expiry left so far */
+	uint32_t	user;
+	uint64_t	freed, freed_user;
+};
+void	 store_crawl_init(struct store_crawl *);
+uint32_t store_crawl(struct store *, struct store_crawl *,
+	    uint32_t max_stripes, uint32_t max_items);
+void	 store_crawl_end(struct store *, struct store_crawl *);
+
+/*
  * Test builds (KV_TEST_HOOKS) set these to widen a window: store_test_hold
  * runs while a put holds its stripe, its new chunk filled and not yet
  * published; store_test_unlocked as a put begins, before it takes its
@@ -297,9 +320,12 @@ int	 store_check(struct store *, FILE *report);
  * store_test_stripe after a walk that goes a stripe at a time (the
  * checker, userdel's flush) has let go of stripe done (1-based) of of;
  * store_test_move while a compaction holds an item's stripe, its copy
- * made and not yet published in its place.
+ * made and not yet published in its place;
+ * store_test_crawl while the crawler holds a stripe, right after it has
+ * reclaimed an item there.
  */
 extern void	(*store_test_hold)(void);
+extern void	(*store_test_crawl)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
 /*

@@ -179,4 +179,9 @@ void	 drain_dead(struct store *, uint32_t pid);
 /* room.c */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);
 
+/* ---- expiry (expire.c) -------------------------------------------------- */
+
+void	 note_expiry(struct store *, uint32_t t);
+uint64_t reclaim_expired(struct store *, uint32_t user, uint64_t *mine);
+
 #endif

@@ -24,7 +24,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
  *       -Isrc tests/fuzz/fuzz_store.c src/store.c src/items.c src/alloc.c \
  *       src/accounts.c src/peers.c src/recover.c src/check.c src/stats.c \
- *       src/conns.c src/lock.c src/meta.c src/room.c src/log.c src/buf.c \
+ *       src/conns.c src/lock.c src/meta.c src/room.c src/expire.c src/log.c src/buf.c \
  *       -lrt -lpthread
  */
 #include <sys/mman.h>
