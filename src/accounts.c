@@ -3,6 +3,31 @@
  * secrets' hashes, generations, counters of failed logins); what roles and
  * secrets mean is auth.c's business.  Names, roles and hashes change under
  * the users lock; a slot is published by its state word.
+ *
+ * The table's size is fixed when the segment is made (kvstored -a), and
+ * nothing a request does walks it: a session names its account by slot id,
+ * and a name is found through the name index (layout.h), an open-addressing
+ * table of at least twice as many entries as slots, probed linearly from
+ * the name's hash.  It holds every account that is not USER_EMPTY, so that
+ * a name being deleted stays taken until its userdel is done.  Empty slots
+ * are found in O(1) too: those never used lie above users_hwm, and the
+ * others are on a free list through next_free.
+ *
+ * Every change of the index, the free list and the counts is a logged
+ * write under the users lock, so a process killed in one is undone like
+ * any other.  A deleted name leaves a tombstone (a backward shift could
+ * move more entries than one critical section may log); once tombstones
+ * are an eighth of the index, it is rebuilt in place from the slots.  The
+ * rebuild is not logged: it derives everything from the slots, so one cut
+ * short is simply done again, by the next holder of the users lock, who
+ * sees names_gen odd.
+ *
+ * Lookups take no lock.  An entry only ever goes from empty to a name, from
+ * a name to a tombstone, from a tombstone to a name, or back by a rollback
+ * to what it was; so the probe for a name that stays an account always
+ * reaches it, and a hit is verified against the slot itself.  Only a
+ * rebuild empties entries: a miss seen while names_gen moved is asked again
+ * under the lock, as a seqlock's reader would.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +40,191 @@
 #include "lock.h"
 #include "store.h"
 #include "store_impl.h"
+
+void	(*store_test_accounts)(const char *);
+
+static void
+test_step(const char *step)
+{
+	if (store_test_accounts != NULL)
+		store_test_accounts(step);
+}
+
+/* ---- the name index ------------------------------------------------------ */
+
+/* The segment's keyed hash, with a "user" that no account, throttle table
+ * kind or connection count uses. */
+uint64_t
+name_hash(struct store *st, const char *name, size_t len)
+{
+	return hash_key(st, UINT32_MAX, name, len);
+}
+
+static int
+slot_named(const struct kv_user *u, const char *name)
+{
+	return strncmp(u->name, name, sizeof(u->name)) == 0;
+}
+
+/*
+ * The slot id of the account called name that is not USER_EMPTY, or 0.
+ * *at, when not NULL, is set to where the name would go: the first
+ * tombstone of the probe, or the empty entry that ended it (UINT32_MAX if
+ * the index has neither, which its size rules out).
+ */
+static uint32_t
+probe(struct store *st, const char *name, uint64_t h, uint32_t *at)
+{
+	struct kv_header *hd = st->hdr;
+	uint32_t *e = names(st), mask = hd->names_mask;
+	uint32_t i = (uint32_t)h & mask, tag = name_tag(h);
+	uint32_t n, v, id, first = UINT32_MAX;
+	struct kv_user *u;
+
+	for (n = 0; n <= mask; n++, i = (i + 1) & mask) {
+		if ((v = LOAD(&e[i])) == NAME_EMPTY)
+			break;
+		if (v == NAME_TOMB) {
+			if (first == UINT32_MAX)
+				first = i;
+			continue;
+		}
+		id = v & NAME_ID_MASK;
+		if ((v & ~NAME_ID_MASK) != tag || id == 0 || id > hd->nusers)
+			continue;
+		u = &users(st)[id - 1];
+		if (LOAD(&u->state) != USER_EMPTY && slot_named(u, name)) {
+			if (at != NULL)
+				*at = i;
+			return id;
+		}
+	}
+	if (at != NULL)
+		*at = first != UINT32_MAX ? first : n <= mask ? i : UINT32_MAX;
+	return 0;
+}
+
+/* Refill the index from the slots; the caller holds the users lock. */
+static void
+rebuild(struct store *st)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t *e = names(st), i, at, mask = h->names_mask;
+	struct kv_user *u;
+	uint64_t hv;
+
+	STORE(&h->names_gen, h->names_gen | 1);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (i = 0; i <= mask; i++)
+		__atomic_store_n(&e[i], NAME_EMPTY, __ATOMIC_RELAXED);
+	test_step("rebuild");
+	for (i = 1; i <= h->users_hwm && i <= h->nusers; i++) {
+		u = &users(st)[i - 1];
+		if (u->state == USER_EMPTY)
+			continue;
+		hv = name_hash(st, u->name, strnlen(u->name, KV_USER_MAX));
+		for (at = (uint32_t)hv & mask; e[at] != NAME_EMPTY;
+		    at = (at + 1) & mask)
+			;
+		STORE(&e[at], name_tag(hv) | i);
+	}
+	h->names_tombs = 0;
+	STORE(&h->names_gen, h->names_gen + 1);
+}
+
+/* Take the users lock, and finish a rebuild that a death cut short. */
+static struct kv_lock *
+users_lock(struct store *st)
+{
+	struct kv_lock *l = &st->hdr->users_lock;
+
+	lock_acquire(st, l);
+	if (LOAD(&st->hdr->names_gen) & 1)
+		rebuild(st);
+	return l;
+}
+
+/* The slot of the account called name, whatever its state; 0 = none. */
+static uint32_t
+lookup(struct store *st, const char *name)
+{
+	size_t len = strlen(name);
+	struct kv_lock *l;
+	uint32_t g, id;
+	uint64_t h;
+
+	if (len == 0 || len > KV_USER_MAX)
+		return 0;
+	h = name_hash(st, name, len);
+	g = LOAD(&st->hdr->names_gen);
+	if ((g & 1) == 0) {
+		id = probe(st, name, h, NULL);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (id != 0 || LOAD(&st->hdr->names_gen) == g)
+			return id;
+	}
+	l = users_lock(st);
+	id = probe(st, name, h, NULL);
+	lock_release(st, l);
+	return id;
+}
+
+static void
+name_insert(struct store *st, struct kv_lock *l, uint32_t at, uint64_t h,
+    uint32_t id)
+{
+	uint32_t *e = &names(st)[at];
+
+	if (*e == NAME_TOMB)
+		tx_set32(st, l, &st->hdr->names_tombs,
+		    st->hdr->names_tombs - 1);
+	tx_set32(st, l, e, name_tag(h) | id);
+}
+
+/* Leave a tombstone where slot id's name is. */
+static void
+name_remove(struct store *st, struct kv_lock *l, uint32_t id)
+{
+	struct kv_header *hd = st->hdr;
+	struct kv_user *u = &users(st)[id - 1];
+	uint32_t *e = names(st), mask = hd->names_mask, i, n;
+	uint64_t h = name_hash(st, u->name, strnlen(u->name, KV_USER_MAX));
+
+	for (n = 0, i = (uint32_t)h & mask; n <= mask && e[i] != NAME_EMPTY;
+	    n++, i = (i + 1) & mask)
+		if (e[i] == (name_tag(h) | id)) {
+			tx_set32(st, l, &e[i], NAME_TOMB);
+			tx_set32(st, l, &hd->names_tombs, hd->names_tombs + 1);
+			return;
+		}
+}
+
+/* An empty slot: a freed one, else one never used; 0 when none is left. */
+static uint32_t
+take_slot(struct store *st, struct kv_lock *l)
+{
+	struct kv_header *h = st->hdr;
+	uint32_t id = h->users_free;
+
+	if (id != 0 && id <= h->nusers) {
+		tx_set32(st, l, &h->users_free, users(st)[id - 1].next_free);
+		return id;
+	}
+	if (h->users_hwm < h->nusers) {
+		tx_set32(st, l, &h->users_hwm, h->users_hwm + 1);
+		return h->users_hwm;
+	}
+	return 0;
+}
+
+static void
+give_slot(struct store *st, struct kv_lock *l, uint32_t id)
+{
+	struct kv_header *h = st->hdr;
+
+	tx_set32(st, l, &users(st)[id - 1].next_free, h->users_free);
+	tx_set32(st, l, &h->users_free, id);
+}
 
 /* Failed logins in a row for a user: add one, or reset to 0. */
 uint32_t
@@ -54,7 +264,7 @@ store_user_list(struct store *st, void (*fn)(void *, const struct user_view *),
 	struct user_view v;
 	uint32_t i;
 
-	for (i = 1; i <= st->hdr->nusers; i++)
+	for (i = 1; i <= LOAD(&st->hdr->users_hwm); i++)
 		if (store_user_get(st, i, &v) == ST_OK)
 			fn(ctx, &v);
 }
@@ -69,13 +279,13 @@ store_user_scan(struct store *st, uint32_t *cursor, uint32_t max,
     void (*fn)(void *, const struct user_view *), void *ctx)
 {
 	struct user_view v;
-	uint32_t i;
+	uint32_t i, end = LOAD(&st->hdr->users_hwm);
 
-	for (i = *cursor; i < st->hdr->nusers && max > 0; i++, max--)
+	for (i = *cursor; i < end && max > 0; i++, max--)
 		if (store_user_get(st, i + 1, &v) == ST_OK)
 			fn(ctx, &v);
-	*cursor = i < st->hdr->nusers ? i : 0;
-	return i < st->hdr->nusers;
+	*cursor = i < end ? i : 0;
+	return i < end;
 }
 
 /* ---- users -------------------------------------------------------------- */
@@ -83,25 +293,17 @@ store_user_scan(struct store *st, uint32_t *cursor, uint32_t max,
 uint32_t
 store_user_find(struct store *st, const char *name)
 {
-	struct kv_user *u = users(st);
-	uint32_t i;
+	uint32_t id = lookup(st, name);
 
-	for (i = 0; i < st->hdr->nusers; i++)
-		if (LOAD(&u[i].state) == USER_ACTIVE &&
-		    strncmp(u[i].name, name, sizeof(u[i].name)) == 0)
-			return i + 1;
-	return 0;
+	return id != 0 && LOAD(&users(st)[id - 1].state) == USER_ACTIVE ?
+	    id : 0;
 }
 
+/* Accounts in use, as -N counts them (those being deleted are not). */
 uint32_t
 store_user_count(struct store *st)
 {
-	uint32_t i, n = 0;
-
-	for (i = 0; i < st->hdr->nusers; i++)
-		if (LOAD(&users(st)[i].state) == USER_ACTIVE)
-			n++;
-	return n;
+	return LOAD(&st->hdr->users_live);
 }
 
 /* Write the inactive hash copy, then select it with one logged store. */
@@ -118,33 +320,33 @@ int
 store_user_create(struct store *st, const char *name, int role,
     const char *hash, uint32_t *id)
 {
-	struct kv_lock *l = &st->hdr->users_lock;
-	struct kv_user *u = users(st);
-	uint32_t i, free_slot = 0;
+	struct kv_header *h = st->hdr;
+	struct kv_lock *l;
+	struct kv_user *u;
+	size_t len = strlen(name);
+	uint32_t at, slot;
+	uint64_t hv;
 
-	if (strlen(name) == 0 || strlen(name) > KV_USER_MAX ||
-	    strlen(hash) >= KV_HASH_MAX)
+	if (len == 0 || len > KV_USER_MAX || strlen(hash) >= KV_HASH_MAX)
 		return ST_ERROR;
-	lock_acquire(st, l);
-	for (i = 0; i < st->hdr->nusers; i++) {
-		if (u[i].state == USER_EMPTY) {
-			if (free_slot == 0)
-				free_slot = i + 1;
-		} else if (strncmp(u[i].name, name, sizeof(u[i].name)) == 0) {
-			/* Being deleted: taken until its userdel is done. */
-			lock_release(st, l);
-			return u[i].state == USER_DELETING ? ST_DELETING :
-			    ST_EXISTS;
-		}
+	hv = name_hash(st, name, len);
+	l = users_lock(st);
+	if ((slot = probe(st, name, hv, &at)) != 0) {
+		/* Being deleted: taken until its userdel is done. */
+		lock_release(st, l);
+		return users(st)[slot - 1].state == USER_DELETING ?
+		    ST_DELETING : ST_EXISTS;
 	}
-	if (free_slot == 0) {
+	if (at == UINT32_MAX || (slot = take_slot(st, l)) == 0) {
+		tx_commit(l);
 		lock_release(st, l);
 		return ST_FULL;
 	}
-	u = &u[free_slot - 1];
-	/* Unpublished until state says so: a death here leaves it empty. */
+	u = &users(st)[slot - 1];
+	/* Unpublished until state says so: a death here leaves it empty,
+	 * and puts back the free list and the index. */
 	memset(u->name, 0, sizeof(u->name));
-	memcpy(u->name, name, strlen(name));
+	memcpy(u->name, name, len);
 	u->role = (uint32_t)role;
 	u->quota_keys = u->quota_bytes = 0;
 	/* A delayed flush of the slot's last owner is not this one's, nor
@@ -152,10 +354,13 @@ store_user_create(struct store *st, const char *name, int role,
 	STORE(&u->flush_at, 0);
 	STORE(&u->evictions, 0);
 	set_hash(st, u, hash);
+	name_insert(st, l, at, hv, slot);
+	tx_set32(st, l, &h->users_live, h->users_live + 1);
 	tx_set32(st, l, &u->state, USER_ACTIVE);
+	test_step("create");
 	tx_commit(l);
 	lock_release(st, l);
-	*id = free_slot;
+	*id = slot;
 	return ST_OK;
 }
 
@@ -213,7 +418,7 @@ store_user_list_deleting(struct store *st,
 	uint32_t i;
 	int found;
 
-	for (i = 1; i <= st->hdr->nusers; i++) {
+	for (i = 1; i <= LOAD(&st->hdr->users_hwm); i++) {
 		lock_acquire(st, l);
 		if ((found = users(st)[i - 1].state == USER_DELETING))
 			view_user(st, i, &v);
@@ -227,14 +432,10 @@ store_user_list_deleting(struct store *st,
 uint32_t
 store_user_find_deleting(struct store *st, const char *name)
 {
-	struct kv_user *u = users(st);
-	uint32_t i;
+	uint32_t id = lookup(st, name);
 
-	for (i = 0; i < st->hdr->nusers; i++)
-		if (LOAD(&u[i].state) == USER_DELETING &&
-		    strncmp(u[i].name, name, sizeof(u[i].name)) == 0)
-			return i + 1;
-	return 0;
+	return id != 0 && LOAD(&users(st)[id - 1].state) == USER_DELETING ?
+	    id : 0;
 }
 
 /* role < 0 keeps the role, hash NULL keeps the hash. */
@@ -284,6 +485,8 @@ mark_deleting(struct store *st, uint32_t id, uint32_t *gen)
 	lock_acquire(st, l);
 	if (u->state == USER_ACTIVE) {
 		tx_set32(st, l, &u->gen, u->gen + 1);
+		tx_set32(st, l, &st->hdr->users_live,
+		    st->hdr->users_live - 1);
 		tx_set32(st, l, &u->state, USER_DELETING);
 	} else if (u->state != USER_DELETING)
 		rc = ST_NO_USER;
@@ -349,12 +552,18 @@ store_user_delete(struct store *st, uint32_t id)
 	u = &users(st)[id - 1];
 	if ((rc = flush_deleting(st, id, gen)) != ST_OK)
 		return ST_OK;		/* another userdel finished it */
-	lock_acquire(st, l);
+	l = users_lock(st);
 	if (u->state == USER_DELETING && u->gen == gen) {
+		/* Its name goes with the slot, in the same commit. */
+		name_remove(st, l, id);
 		tx_set32(st, l, &u->state, USER_EMPTY);
 		tx_set32(st, l, &u->deleter, 0);
+		give_slot(st, l, id);
+		test_step("delete");
 	}
 	tx_commit(l);
+	if (st->hdr->names_tombs > (st->hdr->names_mask + 1) / 8)
+		rebuild(st);
 	lock_release(st, l);
 	return ST_OK;
 }

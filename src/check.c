@@ -8,16 +8,21 @@
  * it recovers the locks of dead holders it meets, as any process would.
  * Every chunk it meets is marked in a map of the arena, so a chunk
  * reachable twice (two chains, a chain and a free list) is found, and at
- * the end every chunk handed out must be in a chain, on a free list, or
- * pending in a process's slot.
+ * the end every chunk handed out must be in a chain, pending in a
+ * process's slot, or left to free by a dead one.
  *
  * What a walk a stripe at a time can check while others write:
  *   - under each stripe's lock, exactly: every chain of the stripe (chunk
  *     references, item headers and lengths, hash against bucket, owner,
  *     a chain that loops back on itself), the stripe's counters against
  *     its chains, no open transaction;
- *   - under the alloc lock, exactly: every free list (its chunks are its
- *     class's and marked free), no open transaction.
+ *   - under the alloc lock, exactly: the allocator (alloc.c): every page's
+ *     free list (its own chunks, marked free) and, with its count of
+ *     chunks handed out, all it carved; every class's
+ *     list of partly-free pages (its own, linked both ways, each partly
+ *     free page on it but the one being emptied) and its page and chunk
+ *     counts; the pool (empty pages in no class, every one of them); no
+ *     open transaction.
  * What it cannot, unless the store held still: anything that adds up
  * several stripes, or stripes and free lists, as of one moment: a chunk
  * seen twice (a writer may have freed it from a stripe already walked and
@@ -62,7 +67,10 @@ struct check {
 	uint8_t		*seen;		/* a byte per 8-byte unit of arena */
 	uint32_t	 max_steps;	/* more steps in one list: it loops */
 	uint64_t	 live;		/* items in chains */
-	uint64_t	 nfree;		/* chunks free or to be freed */
+	uint64_t	 nfree;		/* chunks on the pages' free lists */
+	uint64_t	 nfinal;	/* chunks a dead writer left to free */
+	uint32_t	 held_pages;	/* pages held by classes */
+	uint8_t		*listed;	/* a byte per page: met on a list */
 };
 
 static void
@@ -117,26 +125,28 @@ report_held(struct check *c)
 	c->nheld = 0;
 }
 
-/* Is ref the start of a chunk of a carved page?  Returns its class or -1. */
+/* Is ref the start of a chunk carved in a page of a class?  Its class or
+ * -1. */
 static int
 chunk_class(struct store *st, uint32_t ref)
 {
 	struct kv_header *h = st->hdr;
 	uint64_t off = (uint64_t)ref * KV_ITEM_ALIGN, in;
-	uint32_t page, cls;
+	uint32_t page, cls, size;
 
 	if (off < h->off_arena)
 		return -1;
 	page = (uint32_t)((off - h->off_arena) / h->page_size);
 	if (page >= h->next_page || page >= h->npages)
 		return -1;
-	cls = pagemap(st)[page];
+	cls = LOAD(&pagemap(st)[page].cls);
 	if (cls == 0 || cls > h->nclasses)
 		return -1;
 	cls--;
+	size = h->classes[cls].size;
 	in = (off - h->off_arena) % h->page_size;
-	if (in % h->classes[cls].size != 0 ||
-	    in + h->classes[cls].size > h->page_size)
+	if (in % size != 0 || in + size > h->page_size ||
+	    in / size >= LOAD(&pagemap(st)[page].carved))
 		return -1;
 	return (int)cls;
 }
@@ -213,7 +223,7 @@ check_item(struct check *c, uint32_t b, uint32_t ref, int cls)
 		    it->klen, it->vlen);
 		return 0;
 	}
-	hv = hash_key(it->user, it->data, it->klen);
+	hv = hash_key(st, it->user, it->data, it->klen);
 	if ((uint32_t)(hv >> 32) != it->hash ||
 	    ((uint32_t)hv & (h->nbuckets - 1)) != b)
 		complain(c, "item %u: hash does not match bucket %u", ref, b);
@@ -308,17 +318,23 @@ check_stripes(struct check *c)
 	}
 }
 
-/* One class's free list, under the alloc lock: its own chunks, marked free,
- * met once. */
+/*
+ * Page p's free list, under the alloc lock: its own chunks, marked free,
+ * met once; with its chunks handed out, all it has carved.  (The chunks
+ * handed out are not read here: that would hold the alloc lock for a walk
+ * of the whole arena.  Those in chains are checked under their stripes.)
+ */
 static void
-check_free_list(struct check *c, uint32_t i)
+check_page_chunks(struct check *c, uint32_t p, uint32_t cls)
 {
 	struct store *st = c->st;
-	uint32_t head = st->hdr->classes[i].free_head, ref, steps = 0;
+	struct kv_page *pg = &pagemap(st)[p];
+	uint32_t size = st->hdr->classes[cls].size;
+	uint32_t head = pg->free_head, ref, steps = 0, n = 0;
 
 	for (ref = head; ref != 0; ref = item_at(st, ref)->next) {
-		if (chunk_class(st, ref) != (int)i) {
-			complain(c, "class %u: free ref %u is not its chunk", i,
+		if (chunk_class(st, ref) != (int)cls || page_of(st, ref) != p) {
+			complain(c, "page %u: free ref %u is not its chunk", p,
 			    ref);
 			return;
 		}
@@ -330,31 +346,136 @@ check_free_list(struct check *c, uint32_t i)
 			 * maybe freed from a stripe walked before, if others
 			 * wrote. */
 			if (check_in_chain(st, head, ref, steps - 1))
-				complain(c, "class %u: free chunk %u is also "
-				    "in use or listed twice", i, ref);
+				complain(c, "page %u: free chunk %u is also "
+				    "in use or listed twice", p, ref);
 			else
-				hold(c, "class %u: free chunk %u is also in "
-				    "use or listed twice", i, ref);
+				hold(c, "page %u: free chunk %u is also in "
+				    "use or listed twice", p, ref);
 			return;
 		default:
-			complain(c, "class %u: free chunk %u is also in use or "
-			    "listed twice", i, ref);
+			complain(c, "page %u: free chunk %u is also in use or "
+			    "listed twice", p, ref);
 			return;
 		}
 		if (item_at(st, ref)->state != ITEM_FREE)
-			complain(c, "class %u: free chunk %u not marked free",
-			    i, ref);
-		c->nfree++;
+			complain(c, "page %u: free chunk %u not marked free",
+			    p, ref);
+		n++;
+	}
+	c->nfree += n;
+	if (pg->carved > st->hdr->page_size / size ||
+	    pg->used + n != pg->carved)
+		complain(c, "page %u: %u chunks handed out and %u free, %u "
+		    "carved", p, pg->used, n, pg->carved);
+}
+
+/* Class i's list of partly-free pages: its own, linked both ways, once. */
+static void
+check_class_list(struct check *c, uint32_t i)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint32_t p, prev = 0, steps = 0, per = h->page_size /
+	    h->classes[i].size;
+
+	for (p = h->classes[i].partial; p != 0; p = pagemap(st)[p - 1].next) {
+		struct kv_page *pg;
+
+		if (p > h->next_page || ++steps > h->npages ||
+		    c->listed[p - 1]) {
+			complain(c, "class %u: page list loops or leaves the "
+			    "pages in use at %u", i, p);
+			return;
+		}
+		c->listed[p - 1] = 1;
+		pg = &pagemap(st)[p - 1];
+		if (pg->cls != i + 1 || pg->prev != prev ||
+		    pg->used >= per || h->draining == p)
+			complain(c, "class %u: page %u on its list is class %u, "
+			    "after %u not %u, %u of %u chunks handed out%s", i,
+			    p - 1, pg->cls, pg->prev, prev, pg->used, per,
+			    h->draining == p ? ", being emptied" : "");
+		prev = p;
 	}
 }
 
+/* The pool: pages in no class, nothing handed out, once. */
 static void
-check_free_lists(struct check *c)
+check_pool(struct check *c)
 {
-	uint32_t i;
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint32_t p, steps = 0;
 
-	for (i = 0; i < c->st->hdr->nclasses; i++)
-		check_free_list(c, i);
+	for (p = h->pool; p != 0; p = pagemap(st)[p - 1].next) {
+		if (p > h->next_page || ++steps > h->npages ||
+		    c->listed[p - 1]) {
+			complain(c, "pool: list loops or leaves the pages in "
+			    "use at %u", p);
+			return;
+		}
+		c->listed[p - 1] = 1;
+		if (pagemap(st)[p - 1].cls != 0)
+			complain(c, "pool: page %u belongs to class %u", p - 1,
+			    pagemap(st)[p - 1].cls - 1);
+	}
+}
+
+/*
+ * The allocator, under the alloc lock: each page's chunks, each class's
+ * list and counters, the pool; every page on the list it should be on.
+ */
+static void
+check_alloc(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	uint64_t pages[KV_CLASSES_MAX], used[KV_CLASSES_MAX];
+	uint32_t i, p;
+
+	memset(pages, 0, sizeof(pages));
+	memset(used, 0, sizeof(used));
+	memset(c->listed, 0, h->npages);
+	c->held_pages = 0;
+	for (i = 0; i < h->nclasses; i++)
+		check_class_list(c, i);
+	check_pool(c);
+	if (h->draining != 0 && (h->draining > h->next_page ||
+	    pagemap(st)[h->draining - 1].cls == 0))
+		complain(c, "page %u being emptied is in no class",
+		    h->draining - 1);
+	for (p = 0; p < h->next_page && p < h->npages; p++) {
+		struct kv_page *pg = &pagemap(st)[p];
+		uint32_t per;
+
+		if (pg->cls == 0) {
+			if (!c->listed[p])
+				complain(c, "page %u: empty, not in the pool",
+				    p);
+			continue;
+		}
+		if (pg->cls > h->nclasses) {
+			complain(c, "page %u: bad class %u", p, pg->cls - 1);
+			continue;
+		}
+		c->held_pages++;
+		pages[pg->cls - 1]++;
+		used[pg->cls - 1] += pg->used;
+		per = h->page_size / h->classes[pg->cls - 1].size;
+		if (pg->used == 0)
+			complain(c, "page %u: class %u holds it empty", p,
+			    pg->cls - 1);
+		if (pg->used < per && h->draining != p + 1 && !c->listed[p])
+			complain(c, "page %u: partly free, not on class %u's "
+			    "list", p, pg->cls - 1);
+		check_page_chunks(c, p, pg->cls - 1);
+	}
+	for (i = 0; i < h->nclasses; i++)
+		if (h->classes[i].pages != pages[i] ||
+		    h->classes[i].used != used[i])
+			complain(c, "class %u: counts %u/%u pages/chunks, found "
+			    "%" PRIu64 "/%" PRIu64, i, h->classes[i].pages,
+			    h->classes[i].used, pages[i], used[i]);
 }
 
 /*
@@ -408,7 +529,7 @@ count_unfinished(struct check *c)
 		    process_alive(st, sl->pid))
 			continue;
 		if (old != 0 && mark_once(c, old))
-			c->nfree++;
+			c->nfinal++;
 		if (fu >= 1 && fu <= h->nusers) {
 			c->ukeys[fu] -= (uint64_t)sl->final_dkeys;
 			c->ubytes[fu] -= (uint64_t)sl->final_dbytes;
@@ -467,14 +588,122 @@ check_deleting(struct check *c)
 	}
 }
 
+/*
+ * The accounts' own structures, under the users lock (accounts change only
+ * under it, so this part is exact whatever else moves): the count for -N,
+ * the slots above the high-water mark, the free list, and the name index,
+ * where every account that is not empty is found by its name at its slot,
+ * once, and every other entry is empty or a tombstone.
+ */
+static void
+check_names(struct check *c)
+{
+	struct store *st = c->st;
+	struct kv_header *h = st->hdr;
+	struct kv_lock *l = &h->users_lock;
+	uint32_t *e, i, at, id, v, live = 0, used = 0, nfree = 0, tombs = 0;
+	uint32_t mask = h->names_mask;
+	uint8_t *mark;
+	uint64_t hv;
+
+	if ((mark = calloc((size_t)h->nusers + 1, 1)) == NULL)
+		fatal("calloc");
+	lock_acquire(st, l);
+	if (h->names_gen & 1) {
+		if (c->out != NULL)
+			fprintf(c->out, "check: name index: a rebuild was cut "
+			    "short; the next change of an account redoes it\n");
+		goto out;
+	}
+	if (h->users_hwm > h->nusers)
+		complain(c, "accounts: high-water mark %u beyond %u slots",
+		    h->users_hwm, h->nusers);
+	for (i = 1; i <= h->nusers; i++) {
+		uint32_t state = users(st)[i - 1].state;
+
+		if (state == USER_ACTIVE)
+			live++;
+		if (state != USER_EMPTY) {
+			used++;
+			if (i > h->users_hwm)
+				complain(c, "user %u: in use above the high-water "
+				    "mark %u", i, h->users_hwm);
+		}
+	}
+	if (live != h->users_live)
+		complain(c, "accounts: %u active, counted %u", live,
+		    h->users_live);
+	for (id = h->users_free; id != 0; id = users(st)[id - 1].next_free) {
+		if (id > h->users_hwm || mark[id] ||
+		    users(st)[id - 1].state != USER_EMPTY) {
+			complain(c, "accounts: free list has slot %u, which is "
+			    "%s", id, id > h->users_hwm ? "above the mark" :
+			    mark[id] ? "listed twice" : "in use");
+			break;
+		}
+		mark[id] = 1;
+		nfree++;
+	}
+	if (h->users_hwm <= h->nusers && nfree != h->users_hwm - used)
+		complain(c, "accounts: %u free slots listed, %u empty below "
+		    "the mark", nfree, h->users_hwm - used);
+	memset(mark, 0, (size_t)h->nusers + 1);
+	e = names(st);
+	for (i = 0; i <= mask; i++) {
+		struct kv_user *u;
+
+		if ((v = e[i]) == NAME_EMPTY)
+			continue;
+		if (v == NAME_TOMB) {
+			tombs++;
+			continue;
+		}
+		id = v & NAME_ID_MASK;
+		if (id == 0 || id > h->nusers ||
+		    (u = &users(st)[id - 1])->state == USER_EMPTY) {
+			complain(c, "name index: entry %u names slot %u, which "
+			    "is not an account", i, id);
+			continue;
+		}
+		hv = name_hash(st, u->name, strnlen(u->name, KV_USER_MAX));
+		if (mark[id])
+			complain(c, "name index: user %u (%.*s) is in it twice",
+			    id, KV_USER_MAX, u->name);
+		mark[id] = 1;
+		if (name_tag(hv) != (v & ~NAME_ID_MASK))
+			complain(c, "name index: entry %u for user %u (%.*s) "
+			    "has another name's hash", i, id, KV_USER_MAX,
+			    u->name);
+		/* Reachable: no empty entry between its home and it. */
+		for (at = (uint32_t)hv & mask; at != i && e[at] != NAME_EMPTY;
+		    at = (at + 1) & mask)
+			;
+		if (at != i)
+			complain(c, "name index: user %u (%.*s) is beyond an "
+			    "empty entry of its probe", id, KV_USER_MAX,
+			    u->name);
+	}
+	if (tombs != h->names_tombs)
+		complain(c, "name index: %u tombstones, counted %u", tombs,
+		    h->names_tombs);
+	for (i = 1; i <= h->nusers; i++)
+		if (users(st)[i - 1].state != USER_EMPTY && !mark[i])
+			complain(c, "user %u (%.*s): not in the name index", i,
+			    KV_USER_MAX, users(st)[i - 1].name);
+out:
+	lock_release(st, l);
+	free(mark);
+}
+
 /* Every chunk handed out is in a chain, on a free list, or pending. */
+/* Every chunk handed out is in a chain, pending, or left to free. */
 static void
 check_carved(struct check *c)
 {
 	struct store *st = c->st;
 	struct kv_header *h = st->hdr;
 	struct kv_slot *slots = registry_slots(st);
-	uint64_t carved = 0, pending = 0;
+	uint64_t used = 0, pending = 0;
 	uint32_t i;
 
 	for (i = 0; i < h->nslots; i++) {
@@ -485,21 +714,13 @@ check_carved(struct check *c)
 		if (mark_once(c, p))
 			pending++;
 	}
-	for (i = 0; i < h->nclasses; i++) {
-		struct kv_class *k = &h->classes[i];
-		uint32_t p, per = h->page_size / k->size;
-
-		for (p = 0; p < h->next_page; p++)
-			if (pagemap(st)[p] == i + 1)
-				carved += per;
-		if (k->bump != 0 && k->bump_end >= k->bump)
-			carved -= (k->bump_end - k->bump) * 8 / k->size;
-	}
-	if (carved != c->live + c->nfree + pending)
+	for (i = 0; i < h->nclasses; i++)
+		used += h->classes[i].used;
+	if (used != c->live + c->nfinal + pending)
 		complain(c, "%" PRIu64 " chunks handed out, %" PRIu64
-		    " in use, %" PRIu64 " free, %" PRIu64 " pending: %"
-		    PRId64 " lost", carved, c->live, c->nfree, pending,
-		    (int64_t)(carved - c->live - c->nfree - pending));
+		    " in use, %" PRIu64 " to free, %" PRIu64 " pending: %"
+		    PRId64 " lost", used, c->live, c->nfinal, pending,
+		    (int64_t)(used - c->live - c->nfinal - pending));
 }
 
 /* The alloc lock's acquisitions so far (ours included). */
@@ -531,7 +752,7 @@ check_walk(struct check *c)
 	check_stripes(c);
 	lock_acquire(st, &h->alloc_lock);
 	still = h->alloc_lock.seq == before + 1 && !check_in_flight(c);
-	check_free_lists(c);
+	check_alloc(c);
 	if (h->alloc_lock.nlog != 0)
 		complain(c, "alloc: open transaction");
 	if (still) {
@@ -553,7 +774,7 @@ check_reset(struct check *c, uint64_t arena_units)
 	memset(c->ukeys, 0, (h->nusers + 1) * sizeof(*c->ukeys));
 	memset(c->ubytes, 0, (h->nusers + 1) * sizeof(*c->ubytes));
 	memset(c->seen, 0, arena_units);
-	c->live = c->nfree = 0;
+	c->live = c->nfree = c->nfinal = 0;
 	c->nheld = 0;
 }
 
@@ -577,7 +798,9 @@ store_check(struct store *st, FILE *out)
 	c.ukeys = calloc(h->nusers + 1, sizeof(*c.ukeys));
 	c.ubytes = calloc(h->nusers + 1, sizeof(*c.ubytes));
 	c.seen = calloc(arena_units, 1);
-	if (c.ukeys == NULL || c.ubytes == NULL || c.seen == NULL)
+	c.listed = calloc(h->npages, 1);
+	if (c.ukeys == NULL || c.ubytes == NULL || c.seen == NULL ||
+	    c.listed == NULL)
 		fatal("calloc");
 	c.max_steps = (uint32_t)(arena_units / (ITEM_HDR / KV_ITEM_ALIGN)) + 1;
 
@@ -589,6 +812,9 @@ store_check(struct store *st, FILE *out)
 			break;
 		check_reset(&c, arena_units);
 	}
+	/* The users lock first: taking it undoes what a dead holder left
+	 * half done, which check_deleting() then sees as it is. */
+	check_names(&c);
 	check_deleting(&c);
 	if (!still && out != NULL)
 		fprintf(out, "check: the store changed during %s%d walk%s: "
@@ -598,9 +824,10 @@ store_check(struct store *st, FILE *out)
 	if (out != NULL)
 		fprintf(out, "check: segment %s: %" PRIu64 " items, %" PRIu64
 		    " free chunks, %u of %u pages, %u errors\n", st->name,
-		    c.live, c.nfree, h->next_page, h->npages, c.errors);
+		    c.live, c.nfree, c.held_pages, h->npages, c.errors);
 	free(c.ukeys);
 	free(c.ubytes);
 	free(c.seen);
+	free(c.listed);
 	return c.errors ? 1 : 0;
 }

@@ -24,15 +24,19 @@ conns(struct store *st)
 	return (struct kv_conn *)(st->base + st->hdr->off_conns);
 }
 
-/* FNV-1a of the address text; never 0, so that 0 can mean free. */
+/*
+ * The address's keyed hash (items.c's hash_key(), as kind 2: the peers
+ * table has 0 and 1), its high half, never 0, so that 0 can mean free.
+ * Keyed, so that nobody who picks their address (from an IPv6 prefix,
+ * say) can choose one counted as someone else's and use up that one's
+ * -H.
+ */
 static uint64_t
-addr_key(const char *addr)
+addr_key(struct store *st, const char *addr)
 {
-	uint32_t h = 2166136261U;
+	uint64_t h = hash_key(st, 2, addr, strlen(addr));
 
-	for (; *addr != '\0'; addr++)
-		h = (h ^ (unsigned char)*addr) * 16777619U;
-	return (uint64_t)(h | 1) << 32;
+	return (h | 1ULL << 32) & ~0xffffffffULL;
 }
 
 static int
@@ -47,7 +51,7 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 {
 	struct kv_conn *t = conns(st);
 	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), i, at, mine;
-	uint64_t key = addr_key(addr), me = key | pid, w, zero;
+	uint64_t key = addr_key(st, addr), me = key | pid, w, zero;
 	unsigned total = 0, waiting = 0;
 
 	*slot = 0;

@@ -167,7 +167,7 @@ watch(int fd, uint32_t events, uint64_t tag)
 static void
 helper_start(int i)
 {
-	int sv[2], j;
+	int sv[2];
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
@@ -175,8 +175,8 @@ helper_start(int i)
 		helpers[i].fd = -1;
 		return;
 	}
-	if ((pid = fork()) == -1) {
-		log_warn("login helper: fork");
+	/* A helper process of helper.c's design, as the crawler is. */
+	if ((pid = helper_fork(mc, "login helper")) == -1) {
 		close(sv[0]);
 		close(sv[1]);
 		helpers[i].fd = -1;
@@ -184,11 +184,6 @@ helper_start(int i)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		for (j = 0; j < mc->nlfd; j++)
-			close(mc->lfd[j]);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (store_attach_process(mc->conn->store) == -1)
-			_exit(1);
 		helper_main(sv[1]);
 	}
 	close(sv[1]);

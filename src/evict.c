@@ -140,13 +140,15 @@ sweep(struct store *st, int cls, uint32_t *hand, uint32_t user,
 		return 0;
 	p = at > arena ? (uint32_t)((at - arena) / per) % np : 0;
 	for (visited = 0; visited <= 2 * np; visited++, p = (p + 1) % np) {
-		owner = LOAD(&pagemap(st)[p]);
+		owner = LOAD(&pagemap(st)[p].cls);
 		if (owner == 0 || owner > h->nclasses ||
 		    (cls >= 0 && owner != (uint32_t)cls + 1))
 			continue;
 		step = h->classes[owner - 1].size / KV_ITEM_ALIGN;
 		first = (uint32_t)(arena + (uint64_t)p * per);
-		end = first + (per / step) * step;
+		/* Only the chunks carved: the rest may hold what another
+		 * class left there. */
+		end = first + LOAD(&pagemap(st)[p].carved) * step;
 		ref = first;
 		/* The first page from where the hand stopped in it (past
 		 * its last chunk: from the next page). */

@@ -1,5 +1,5 @@
 /*
- * items.c - items and their chains: the key hash, finding a key under its
+ * items.c - items and their chains: the keyed hash, finding a key under its
  * stripe lock, filling a fresh chunk, and publishing a write into the chain
  * in one commit.
  */
@@ -10,34 +10,23 @@
 
 #include "layout.h"
 #include "lock.h"
+#include "siphash.h"
 #include "store.h"
 #include "store_impl.h"
 
 /*
- * A 64-bit multiplicative hash over 8-byte words, seeded with the user id
- * so that one key under many users spreads over many buckets.
+ * The hash of a user's key: SipHash (siphash.h) under the segment's random
+ * key, of the key bytes then the user id, so that one key under many users
+ * spreads over many buckets and a client who knows the function still
+ * cannot tell which keys share a chain.  The low bits choose the bucket,
+ * the high half is kept in the item to skip most key compares.  The peers
+ * table hashes its addresses and names through here too (user = kind 0
+ * and 1), and conns.c the addresses it counts (kind 2).
  */
 uint64_t
-hash_key(uint32_t user, const void *key, size_t len)
+hash_key(const struct store *st, uint32_t user, const void *key, size_t len)
 {
-	const unsigned char *p = key;
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)user << 32) ^ len;
-	uint64_t v;
-
-	while (len >= 8) {
-		memcpy(&v, p, 8);
-		h = (h ^ (v * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	v = 0;
-	memcpy(&v, p, len);
-	h = (h ^ (v * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 32;
-	h *= 0x9e3779b97f4a7c15ULL;
-	h ^= h >> 29;
-	return h;
+	return siphash_word(&st->hdr->hash_key, key, len, user);
 }
 
 /* ---- chains (stripe lock) ---------------------------------------------- */
@@ -56,7 +45,7 @@ void
 find_locked(struct store *st, uint32_t user, const void *key, size_t klen,
     struct found *f)
 {
-	uint64_t h = hash_key(user, key, klen);
+	uint64_t h = hash_key(st, user, key, klen);
 	uint32_t *link, ref;
 
 	f->stripe = stripe_for(st, h, &link);
@@ -189,6 +178,9 @@ reap_expired(struct store *st, struct found *f, uint32_t user, uint32_t now)
 	if (f->item != NULL && (expired(f->item, now) ||
 	    f->item->cas <= mark)) {
 		f->stripe->reclaimed++;
+		if (expired(f->item, now) &&
+		    !(LOAD(&f->item->pad) & ITEM_META_FETCHED))
+			f->stripe->expired_unfetched++;
 		publish(st, f, user, 0);
 		f->item = NULL;
 	}
@@ -209,6 +201,7 @@ fill(struct store *st, uint32_t ref, uint32_t user, uint32_t hash,
 	it->klen = (uint8_t)klen;
 	it->flags = flags;
 	it->exptime = exptime;
+	note_expiry(st, exptime);	/* under the stripe lock: expire.c */
 	it->pad = 0;
 	it->pad2 = (uint32_t)time(NULL);
 	it->cas = __atomic_add_fetch(&st->hdr->cas_seq, 1, __ATOMIC_RELAXED);

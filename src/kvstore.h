@@ -24,6 +24,11 @@
 #define KV_SECRET_MAX		128		/* bytes of a secret or password */
 #define KV_HASH_MAX		128		/* bytes of a crypt(3) hash, NUL included */
 
+/* kvstored -a: the account table's size, fixed when a segment is made;
+ * an account id fits in the name index's NAME_ID_BITS (layout.h). */
+#define KV_ACCOUNTS_DEFAULT	1024
+#define KV_ACCOUNTS_MAX		4000000
+
 #define KV_ROLE_GUEST		0
 #define KV_ROLE_MANAGER		1
 

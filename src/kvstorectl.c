@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -50,6 +51,27 @@ static FILE *password_fp;		/* opened before giving up root */
 static int password_errno;
 static char operator[64];
 
+/* The segment's figures, as "stats" counts them for all stores. */
+static void
+print_stats(struct store *st)
+{
+	struct store_stats ss;
+
+	store_stats(st, &ss);
+	printf("items %" PRIu64 "\n"
+	    "bytes_used %" PRIu64 "\n"
+	    "bytes_free %" PRIu64 "\n"
+	    "bytes_limit %" PRIu64 "\n"
+	    "store_no_memory %" PRIu64 "\n"
+	    "reclaimed %" PRIu64 "\n"
+	    "crawler_reclaimed %" PRIu64 "\n"
+	    "crawler_items_checked %" PRIu64 "\n"
+	    "expired_unfetched %" PRIu64 "\n",
+	    ss.items, ss.bytes_used, ss.bytes_free, ss.bytes_limit,
+	    ss.no_memory, ss.reclaimed, ss.crawler_reclaimed,
+	    ss.crawler_checked, ss.expired_unfetched);
+}
+
 static void
 usage(void)
 {
@@ -58,7 +80,7 @@ usage(void)
 	    "[-s segment] command [argument ...]\n"
 	    "commands: users | useradd name [guest|manager] | passwd name |\n"
 	    "          userdel name | promote name | demote name | log [count] |"
-	    " check\n");
+	    " check | stats\n");
 	exit(2);
 }
 
@@ -441,8 +463,13 @@ main(int argc, char **argv)
 		if (auth_hash(pass, hash, sizeof(hash)) == -1)
 			die("cannot hash the password");
 		explicit_bzero(pass, sizeof(pass));
-		if (store_user_create(&st, argv[1], role, hash, &id) != ST_OK)
-			die("cannot create %s (too many accounts?)", argv[1]);
+		if ((rc = store_user_create(&st, argv[1], role, hash, &id)) ==
+		    ST_FULL)
+			die("cannot create %s: all %u accounts of the segment "
+			    "are taken (kvstored -a)", argv[1],
+			    store_accounts_max(&st));
+		else if (rc != ST_OK)
+			die("cannot create %s", argv[1]);
 		event("useradd", argv[1]);
 		save();
 		printf("%s added as %s\n", argv[1], role_name(role));
@@ -468,6 +495,8 @@ main(int argc, char **argv)
 		    print_line, NULL);
 	else if (strcmp(cmd, "check") == 0 && argc == 1)
 		rc = store_check(&st, stdout);
+	else if (strcmp(cmd, "stats") == 0 && argc == 1)
+		print_stats(&st);
 	else
 		usage();
 	store_close(&st);

@@ -70,6 +70,7 @@ struct options {
 	int		 workers;
 	unsigned	 reg_limit;
 	unsigned	 max_accounts;
+	uint32_t	 accounts;
 	const char	*bound_user;
 };
 
@@ -77,9 +78,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: kvstored [-CEfhiRrVv] [-A users-file] [-B user] "
-	    "[-c maxconn] [-D throttle-ms] [-e prefork|event]\n"
-	    "                [-g registrations] [-H per-address] "
+	    "usage: kvstored [-CEfhiRrVv] [-A users-file] [-a table-size] "
+	    "[-B user] [-c maxconn]\n"
+	    "                [-D throttle-ms] [-e prefork|event] "
+	    "[-g registrations] [-H per-address]\n"
+	    "                "
 	    "[-U per-address-before-login]\n"
 	    "                "
 	    "[-W memcached-idle-seconds] [-w workers]\n"
@@ -152,9 +155,14 @@ parse_options(int argc, char **argv, struct options *o)
 		o->workers = 1;
 	o->reg_limit = 100;
 	o->max_accounts = 1000;
-	while ((ch = getopt(argc, argv, "A:B:c:CD:Ee:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
+	o->accounts = KV_ACCOUNTS_DEFAULT;
+	while ((ch = getopt(argc, argv, "a:A:B:c:CD:Ee:fg:H:hiI:k:L:l:M:m:N:P:p:Q:q:RrT:t:s:U:u:VvW:w:")) !=
 	    -1) {
 		switch (ch) {
+		case 'a':
+			o->accounts = (uint32_t)number(optarg, 1,
+			    KV_ACCOUNTS_MAX, "-a");
+			break;
 		case 'c':
 			o->maxconn = (int)number(optarg, 1, 65536, "-c");
 			break;
@@ -229,8 +237,8 @@ parse_options(int argc, char **argv, struct options *o)
 			o->login_timeout = (int)number(optarg, 0, 3600, "-L");
 			break;
 		case 'N':
-			o->max_accounts = (unsigned)number(optarg, 1, 1000,
-			    "-N");
+			o->max_accounts = (unsigned)number(optarg, 1,
+			    KV_ACCOUNTS_MAX, "-N");
 			break;
 		case 'q':
 			o->quota_keys = number(optarg, 0, UINT64_MAX / 2, "-q");
@@ -365,6 +373,7 @@ open_store(const struct options *o, struct store *st)
 
 	store_geometry_default(&g, o->size_mb, o->value_max);
 	g.cache = o->cache;
+	g.users = o->accounts;
 	if (store_open(st, o->segment, &g, STORE_CREATE, err, sizeof(err)) ==
 	    -1)
 		fatalx("%s", err);
@@ -561,6 +570,51 @@ test_pause(void)
 		;
 }
 
+/*
+ * With KVSTORE_TEST_MOVE_PAUSE_MS=N the first item a process moves to empty
+ * a page (alloc.c's compaction) waits N ms with its copy made and not yet
+ * published, its stripe held, and says so in the log, so a test can kill a
+ * process in the middle of a move.  Once a process: the moves after it go
+ * at full speed.
+ */
+static unsigned test_move_ms;
+
+static void
+test_move(void)
+{
+	struct timespec ts = { test_move_ms / 1000,
+	    (long)(test_move_ms % 1000) * 1000000L };
+
+	store_test_move = NULL;
+	log_info("test: pid %ld moves an item, its copy made, for %u ms",
+	    (long)getpid(), test_move_ms);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * With KVSTORE_TEST_CRAWL_HOLD=PATH the first crawler to reclaim an item
+ * creates PATH and then holds that item's stripe for a minute, saying so
+ * in the log, so that a test can kill it there; a crawler that finds PATH
+ * already there holds nothing.
+ */
+static const char *test_crawl_path;
+
+static void
+test_crawl(void)
+{
+	struct timespec ts = { 60, 0 };
+	int fd;
+
+	if ((fd = open(test_crawl_path, O_WRONLY | O_CREAT | O_EXCL, 0600)) ==
+	    -1)
+		return;
+	close(fd);
+	log_info("test: crawler pid %ld holds a stripe", (long)getpid());
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !conn_stop)
+		;
+}
+
 static void
 test_hooks(void)
 {
@@ -571,9 +625,14 @@ test_hooks(void)
 	ms = getenv("KVSTORE_TEST_LOGIN_MS");
 	if (ms != NULL && (test_login_ms = (unsigned)strtoul(ms, NULL, 10)))
 		cmd_test_login_hold = test_login;
+	if ((test_crawl_path = getenv("KVSTORE_TEST_CRAWL_HOLD")) != NULL)
+		store_test_crawl = test_crawl;
 	ms = getenv("KVSTORE_TEST_WRITE_PAUSE_MS");
 	if (ms != NULL && (test_pause_ms = (unsigned)strtoul(ms, NULL, 10)))
 		store_test_unlocked = test_pause;
+	ms = getenv("KVSTORE_TEST_MOVE_PAUSE_MS");
+	if (ms != NULL && (test_move_ms = (unsigned)strtoul(ms, NULL, 10)))
+		store_test_move = test_move;
 }
 #endif
 

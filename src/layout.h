@@ -7,8 +7,8 @@
  * never pointers.  The header's magic, version and abi words let a binary
  * built with another layout, sem_t size or lock size refuse to attach.
  *
- *	header | stripes | buckets | users | slots | audit | peers | conns |
- *	page map | arena
+ *	header | stripes | buckets | users | names | slots | audit | peers |
+ *	conns | page map (a struct kv_page per page) | arena
  *
  * Only the store's files (through store_impl.h), lock.c and the store's
  * fuzz target include this file.
@@ -20,21 +20,22 @@
 #include <stdint.h>
 
 #include "kvstore.h"
+#include "siphash.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
 #define KV_LAYOUT_VERSION	5
 #define KV_CLASSES_MAX		64
-#define KV_USERS		1024	/* accounts a segment can hold */
 #define KV_SLOTS		4096	/* processes attached at once */
 #define KV_STRIPES_MAX		1024
 #define KV_ITEM_ALIGN		8
-#define KV_LOCK_LOG		12	/* undo entries one critical section may need */
+#define KV_LOCK_LOG		24	/* undo entries one critical section may need */
 #define KV_CACHELINE		64
 #define KV_AUDIT_LINES		256	/* the in-memory audit ring */
 #define KV_AUDIT_LEN		248
 #define KV_PEERS		4096	/* failed-login and registration counters */
 #define KV_PATH_MAX		256
 #define KV_CONNS		KV_SLOTS	/* connections counted per address */
+#define KV_EXP_PASSES		4	/* expiry passes that keep exp_next */
 
 /*
  * A recoverable lock: a process-shared semaphore plus what another process
@@ -72,6 +73,11 @@ struct kv_stripe {
 	uint64_t	reclaimed;	/* expired items unlinked */
 	uint64_t	no_memory;	/* writes refused: the arena was full */
 	uint64_t	evictions;	/* items evicted (cache mode) */
+	/* expire.c's: the crawler's share of reclaimed, the items it
+	 * looked at, and reclaimed items never read */
+	uint64_t	crawler_reclaimed;
+	uint64_t	crawler_checked;
+	uint64_t	expired_unfetched;
 } __attribute__((aligned(KV_CACHELINE)));
 
 /* A stored item; its chunk comes from one size class. */
@@ -124,7 +130,23 @@ struct kv_user {
 	uint64_t	flush_cas;
 	char		hash[2][KV_HASH_MAX];	/* written aside, then selected */
 	uint64_t	evictions;	/* its items evicted (cache mode), atomic */
+	uint32_t	next_free;	/* an empty slot's successor on the free
+					 * list (kv_header users_free), 0 = end */
+	uint32_t	pad4;
 };
+
+/*
+ * The name index (accounts.c): an open-addressing table of names_mask + 1
+ * 32-bit entries, at least twice the account table, probed linearly from
+ * the name's hash.  An entry is NAME_EMPTY, NAME_TOMB (an account was
+ * here), or a slot id in the low NAME_ID_BITS and the top bits of the
+ * name's hash above them, so that a probe reads a slot only when those
+ * match.  It holds every account that is not USER_EMPTY.
+ */
+#define NAME_EMPTY	0
+#define NAME_TOMB	UINT32_MAX
+#define NAME_ID_BITS	22
+#define NAME_ID_MASK	((1U << NAME_ID_BITS) - 1)
 
 /* One audit line; seq is written after the text, so a torn line shows. */
 struct kv_audit {
@@ -181,11 +203,30 @@ struct kv_slot {
 	int64_t		final_dbytes;
 } __attribute__((aligned(KV_CACHELINE)));
 
+/*
+ * A size class (alloc.c, under the alloc lock): its pages with a free or
+ * never-carved chunk are on a list of their own, the first one first to
+ * hand out; a full page is on no list.
+ */
 struct kv_class {
 	uint32_t	size;		/* chunk bytes */
-	uint32_t	free_head;	/* ref of the first free chunk */
-	uint32_t	bump;		/* ref of the next never-used chunk */
-	uint32_t	bump_end;	/* ref just past the current page */
+	uint32_t	partial;	/* page + 1 of the first partly-free page */
+	uint32_t	pages;		/* pages the class holds */
+	uint32_t	used;		/* chunks handed out, in all its pages */
+};
+
+/*
+ * A page's descriptor, one per page of the arena in the page map (alloc.c,
+ * under the alloc lock).  A page belongs to one class while any of its
+ * chunks is handed out, and to none in the pool of empty pages.
+ */
+struct kv_page {
+	uint32_t	cls;		/* class + 1; 0 = empty, in the pool */
+	uint32_t	used;		/* chunks handed out (in use or pending) */
+	uint32_t	free_head;	/* ref of the page's first free chunk */
+	uint32_t	carved;		/* chunks carved so far, from the start */
+	uint32_t	prev, next;	/* page + 1 on its class's list or the
+					 * pool (next only); 0 = none */
 };
 
 struct kv_header {
@@ -219,6 +260,47 @@ struct kv_header {
 	uint32_t	next_page;	/* under the alloc lock */
 	uint32_t	pad3;
 	struct kv_class	classes[KV_CLASSES_MAX];
+	/* The accounts, sized at creation (kvstored -a); under the users
+	 * lock, logged, except names_gen (see accounts.c). */
+	uint64_t	off_names;	/* the name index */
+	uint32_t	names_mask;	/* its entries - 1, a power of two - 1 */
+	uint32_t	names_gen;	/* odd while it is rebuilt */
+	uint32_t	names_tombs;	/* NAME_TOMB entries */
+	uint32_t	users_live;	/* USER_ACTIVE accounts, for -N */
+	uint32_t	users_hwm;	/* slots 1..users_hwm were ever used */
+	uint32_t	users_free;	/* first empty slot below it, 0 = none */
+	/* Pages that return (alloc.c), under the alloc lock. */
+	uint32_t	pool;		/* page + 1 of the first empty page */
+	uint32_t	draining;	/* page + 1 being emptied by a move */
+	uint32_t	drainer;	/* pid of the process emptying it */
+	uint32_t	pad4;
+	uint64_t	moves;		/* items moved to empty a page */
+	uint64_t	pages_moved;	/* pages so emptied, to the pool */
+	struct kv_lock	compact_lock;	/* one compaction at a time */
+	/*
+	 * The key of the chain hash, the throttle table's and the counted
+	 * connections' (items.c's hash_key()): 16 bytes of getrandom(2)
+	 * drawn when the segment is created, never changed, so every
+	 * process that attaches hashes alike and nobody outside can aim
+	 * keys, names or addresses at one chain or entry.
+	 */
+	struct sipkey	hash_key;
+	/*
+	 * Expiry (expire.c), with atomics, no lock.  exp_next is a lower
+	 * bound on every item's expiry and every pending delayed flush's time
+	 * (0: unknown, UINT32_MAX: none): while it lies in the future nothing
+	 * is absent that is still linked, and no pass is worth its walk.  A
+	 * write with an expiry lowers it; a pass over the whole table raises
+	 * it, through one of exp_pass[]: a claimed pass's low is lowered by
+	 * every write meanwhile, so that the pass misses nothing written
+	 * behind it.
+	 */
+	uint32_t	exp_next;
+	uint32_t	pad5;
+	struct kv_exp_pass {
+		uint32_t	pid;	/* the pass's process, 0 = free */
+		uint32_t	low;	/* expiries written since its start */
+	} exp_pass[KV_EXP_PASSES];
 	/* cache mode (evict.c): set at creation; the clock hand of each
 	 * class, the chunk (a ref) it stopped at; evictions per class.
 	 * Atomics, no lock. */

@@ -15,6 +15,10 @@
  * With -e event the master keeps -w event workers instead (event.c), each
  * accepting and serving many connections, and restarts one that dies.
  *
+ * With either engine the master keeps one more child, the expiry crawler
+ * (crawler.c, a helper process of helper.c's design), and restarts it, as
+ * it restarts workers, when it dies.
+ *
  * Signals are blocked except inside ppoll(), so the handlers only set flags
  * and every consequence (reaping, logging, stopping) happens here in order.
  */
@@ -64,6 +68,9 @@ static uint64_t last_dry;		/* when the pool last ran dry, ms */
 static pid_t master_pid;
 static uint64_t last_worker;		/* when the last worker was forked */
 static int worker_died_young;		/* within a second of its fork */
+static pid_t crawler_pid;		/* 0 while none runs */
+static uint64_t last_crawler;		/* when it was last forked */
+static int crawler_died_young;
 
 static void
 on_signal(int sig)
@@ -280,6 +287,31 @@ fork_worker(struct master_config *mc)
 }
 
 /*
+ * The crawler (crawler.c): one, for either engine, restarted when it dies,
+ * not more than once a second while it dies young.
+ */
+static void
+start_crawler(struct master_config *mc)
+{
+	pid_t pid;
+
+	if (crawler_pid != 0 ||
+	    (crawler_died_young && now_ms() - last_crawler < 1000))
+		return;
+	crawler_died_young = 0;
+	last_crawler = now_ms();
+	if ((pid = helper_fork(mc, "crawler")) == -1)
+		return;
+	if (pid == 0) {
+		close(busy_pipe[0]);
+		close(busy_pipe[1]);
+		crawler_main(mc->conn->store);
+	}
+	crawler_pid = pid;
+	log_info("crawler: pid %ld", (long)pid);
+}
+
+/*
  * Keep spare_target spares, within the connection limit; or, for the
  * event engine, all its workers, restarting one that died (not more than
  * one a second while they die young, so a worker that cannot start does
@@ -288,6 +320,7 @@ fork_worker(struct master_config *mc)
 static void
 top_up(struct master_config *mc)
 {
+	start_crawler(mc);
 	if (mc->engine == ENGINE_EVENT) {
 		while (nchildren < mc->workers) {
 			if (worker_died_young && now_ms() - last_worker < 1000)
@@ -348,6 +381,25 @@ repair_after(struct store *st, pid_t dead)
 		log_warn("fork for repair after pid %ld", (long)dead);
 }
 
+/* The crawler ended: repaired like any child, restarted by top_up(). */
+static void
+crawler_ended(struct master_config *mc, pid_t pid, int status)
+{
+	if (WIFSIGNALED(status)) {
+		log_warnx("crawler: pid %ld signal %d", (long)pid,
+		    WTERMSIG(status));
+		repair_after(mc->conn->store, pid);
+	} else {
+		log_info("crawler: pid %ld status %d", (long)pid,
+		    WEXITSTATUS(status));
+		if (WEXITSTATUS(status) > 1)
+			repair_after(mc->conn->store, pid);
+	}
+	crawler_pid = 0;
+	if (now_ms() - last_crawler < 1000)
+		crawler_died_young = 1;
+}
+
 static void
 reap(struct master_config *mc)
 {
@@ -359,6 +411,10 @@ reap(struct master_config *mc)
 	 * first, so that its end names its peer. */
 	read_busy(mc);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == crawler_pid) {
+			crawler_ended(mc, pid, status);
+			continue;
+		}
 		if ((c = find_child(pid)) == NULL)
 			continue;	/* a repair or reload helper */
 		if (WIFSIGNALED(status)) {
@@ -437,17 +493,22 @@ shut_down(struct master_config *mc)
 		close(mc->lfd[i]);
 	for (i = 0; i < nchildren; i++)
 		kill(children[i].pid, SIGTERM);
+	if (crawler_pid != 0)
+		kill(crawler_pid, SIGTERM);
 	sigemptyset(&none);
-	while (nchildren > 0) {
+	while (nchildren > 0 || crawler_pid != 0) {
 		got_chld = 0;
 		reap(mc);
 		/* A SIGTERM that lands between a child's check of conn_stop
 		 * and its poll() goes unseen until the idle timeout: say it
 		 * again every second to those still there. */
-		if (nchildren > 0 && !got_chld &&
-		    ppoll(NULL, 0, &again, &none) == 0)
+		if ((nchildren > 0 || crawler_pid != 0) && !got_chld &&
+		    ppoll(NULL, 0, &again, &none) == 0) {
 			for (i = 0; i < nchildren; i++)
 				kill(children[i].pid, SIGTERM);
+			if (crawler_pid != 0)
+				kill(crawler_pid, SIGTERM);
+		}
 	}
 	log_info("stop: all children done");
 }
@@ -562,7 +623,8 @@ master_run(struct master_config *mc)
 				pfd[np].events = POLLIN;
 			}
 		n = ppoll(pfd, (nfds_t)np, mc->max_spares > 0 ||
-		    mc->engine == ENGINE_EVENT ? &tick : NULL, &none);
+		    mc->engine == ENGINE_EVENT || crawler_pid == 0 ? &tick :
+		    NULL, &none);
 		if (n == -1) {
 			if (errno != EINTR)
 				fatal("ppoll");

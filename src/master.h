@@ -5,6 +5,8 @@
 #ifndef MASTER_H
 #define MASTER_H
 
+#include <sys/types.h>
+
 #include "conn.h"
 
 #define MASTER_MAX_LISTEN	8
@@ -31,5 +33,7 @@ int	master_run(struct master_config *);
 void	event_worker(struct master_config *) __attribute__((noreturn));
 void	child_serve(int in, int out, struct conn_config *, enum conn_proto,
 	    const char *peer);
+pid_t	helper_fork(struct master_config *, const char *what);	/* helper.c */
+void	crawler_main(struct store *) __attribute__((noreturn));	/* crawler.c */
 
 #endif

@@ -72,11 +72,16 @@ general(struct conn *c, const struct store_stats *ss,
 	    "STAT bytes %" PRIu64 "\r\n"
 	    "STAT reclaimed %" PRIu64 "\r\n"
 	    "STAT evictions %" PRIu64 "\r\n"
+	    "STAT slabs_moved %" PRIu64 "\r\n"
+	    "STAT crawler_reclaimed %" PRIu64 "\r\n"
+	    "STAT crawler_items_checked %" PRIu64 "\r\n"
+	    "STAT expired_unfetched %" PRIu64 "\r\n"
 	    "STAT kvstore_version %s\r\n"
 	    "STAT kvstore_user %s\r\n"
 	    "STAT kvstore_items %" PRIu64 "\r\n"
 	    "STAT kvstore_bytes_used %" PRIu64 "\r\n"
 	    "STAT kvstore_bytes_free %" PRIu64 "\r\n"
+	    "STAT kvstore_items_moved %" PRIu64 "\r\n"
 	    "STAT kvstore_value_max %" PRIu32 "\r\n"
 	    "STAT kvstore_evictions %" PRIu64 "\r\n"
 	    "END\r\n",
@@ -89,9 +94,10 @@ general(struct conn *c, const struct store_stats *ss,
 	    ss->cas_misses, ss->cas_hits, ss->cas_badval, ss->touch_hits,
 	    ss->touch_misses, ss->no_memory, ss->auth_failures,
 	    c->bytes_read, c->bytes_written, ss->bytes_limit, v->keys,
-	    ss->puts, v->bytes, ss->reclaimed, v->evictions, KV_VERSION,
-	    v->name, ss->items, ss->bytes_used, ss->bytes_free, ss->value_max,
-	    ss->evictions);
+	    ss->puts, v->bytes, ss->reclaimed, v->evictions, ss->pages_moved,
+	    ss->crawler_reclaimed, ss->crawler_checked, ss->expired_unfetched,
+	    KV_VERSION, v->name, ss->items, ss->bytes_used, ss->bytes_free,
+	    ss->items_moved, ss->value_max, ss->evictions);
 }
 
 /* The acting store's items per size class, from one walk. */
@@ -159,7 +165,11 @@ items(struct conn *c, const struct census *k)
 	mc_reply_always(c, "END");
 }
 
-/* memcached's "stats slabs": the server's classes, the store's chunks. */
+/*
+ * memcached's "stats slabs": the server's classes (the pages each holds
+ * now: an emptied page goes back to the pool, alloc.c), the store's
+ * chunks.
+ */
 static void
 slabs(struct conn *c, const struct census *k)
 {
@@ -181,11 +191,12 @@ slabs(struct conn *c, const struct census *k)
 		    "STAT %u:total_pages %" PRIu32 "\r\n"
 		    "STAT %u:total_chunks %" PRIu64 "\r\n"
 		    "STAT %u:used_chunks %" PRIu64 "\r\n"
+		    "STAT %u:free_chunks %" PRIu32 "\r\n"
 		    "STAT %u:free_chunks_end %" PRIu32 "\r\n",
 		    i + 1, cl[i].size, i + 1, cl[i].chunks_per_page,
 		    i + 1, cl[i].pages, i + 1,
 		    (uint64_t)cl[i].pages * cl[i].chunks_per_page,
-		    i + 1, k->n[i], i + 1, cl[i].unused);
+		    i + 1, k->n[i], i + 1, cl[i].free, i + 1, cl[i].unused);
 	}
 	buf_printf(&c->ob, "STAT active_slabs %u\r\n"
 	    "STAT total_malloced %" PRIu64 "\r\nEND\r\n", active, malloced);
@@ -215,7 +226,7 @@ settings(struct conn *c, const struct store_stats *ss)
 	    "STAT idle_timeout %d\r\n"
 	    "STAT flush_enabled yes\r\n"
 	    "STAT dump_enabled yes\r\n"
-	    "STAT lru_crawler no\r\n"
+	    "STAT lru_crawler yes\r\n"
 	    "STAT kvstore_quota_keys %" PRIu64 "\r\n"
 	    "STAT kvstore_quota_bytes %" PRIu64 "\r\n"
 	    "END\r\n",
@@ -405,8 +416,8 @@ mc_crawler(struct conn *c, const struct mc_request *r)
 	if (r->crawler == MC_CRAWL_METADUMP)
 		dump_start(c, MC_DUMP_META, r->classes, 0);
 	else
-		/* kvstore has no crawler to start or tune: expired items
-		 * are reaped when met. */
+		/* kvstore's crawler always runs, within its own budget
+		 * (crawler.c): there is nothing to start or tune. */
 		mc_reply_always(c, "OK");
 }
 

@@ -116,6 +116,7 @@ store_mget(struct store *st, uint32_t user, uint32_t gen,
 	m->won = won;
 	m->exptime = e;
 	STORE(&it->exptime, e);
+	note_expiry(st, e);
 	if (won)
 		__atomic_or_fetch(&it->pad, ITEM_META_WON, __ATOMIC_RELAXED);
 	if (visit != NULL)
@@ -155,8 +156,10 @@ store_mdel(struct store *st, uint32_t user, uint32_t gen,
 		rc = ST_EXISTS;
 	} else if (d->stale) {
 		/* Kept, stale, with a new cas; the next reader may win. */
-		if (d->touch)
+		if (d->touch) {
 			STORE(&it->exptime, d->touch_exp);
+			note_expiry(st, d->touch_exp);
+		}
 		__atomic_and_fetch(&it->pad, (uint8_t)~ITEM_META_WON,
 		    __ATOMIC_RELAXED);
 		__atomic_or_fetch(&it->pad, ITEM_META_STALE, __ATOMIC_RELAXED);

@@ -365,6 +365,10 @@ do_stats(struct conn *c)
 	    "STAT get_misses %" PRIu64 "\r\n"
 	    "STAT cmd_put %" PRIu64 "\r\n"
 	    "STAT cmd_del %" PRIu64 "\r\n"
+	    "STAT reclaimed %" PRIu64 "\r\n"
+	    "STAT crawler_reclaimed %" PRIu64 "\r\n"
+	    "STAT crawler_items_checked %" PRIu64 "\r\n"
+	    "STAT expired_unfetched %" PRIu64 "\r\n"
 	    "STAT user_evictions %" PRIu64 "\r\n"
 	    "STAT evictions %" PRIu64 "\r\n"
 	    "END\r\n",
@@ -372,7 +376,9 @@ do_stats(struct conn *c)
 	    (int64_t)now, v.name, v.keys, v.bytes, ss.items, ss.bytes_used,
 	    ss.bytes_free, ss.bytes_limit, ss.value_max, ss.curr_connections,
 	    ss.total_connections, ss.auth_failures, ss.hits, ss.misses,
-	    ss.puts, ss.dels, v.evictions, ss.evictions);
+	    ss.puts, ss.dels, ss.reclaimed, ss.crawler_reclaimed,
+	    ss.crawler_checked, ss.expired_unfetched, v.evictions,
+	    ss.evictions);
 }
 
 /* The reply to a login or register, now or when a helper answers. */

@@ -70,7 +70,7 @@ peer_entry(struct store *st, int kind, const char *what, int create)
 {
 	struct kv_peer *peers = (struct kv_peer *)(st->base +
 	    st->hdr->off_peers);
-	uint64_t key = hash_key((uint32_t)kind, what, strlen(what)) | 1, k;
+	uint64_t key = hash_key(st, (uint32_t)kind, what, strlen(what)) | 1, k;
 	uint32_t i, at = (uint32_t)(key % KV_PEERS);
 	struct kv_peer *p, *free_one = NULL;
 	int64_t now = (int64_t)time(NULL);
@@ -108,7 +108,7 @@ run_full(struct store *st, int kind, const char *what)
 {
 	struct kv_peer *peers = (struct kv_peer *)(st->base +
 	    st->hdr->off_peers);
-	uint64_t key = hash_key((uint32_t)kind, what, strlen(what)) | 1, k;
+	uint64_t key = hash_key(st, (uint32_t)kind, what, strlen(what)) | 1, k;
 	uint32_t i, at = (uint32_t)(key % KV_PEERS);
 	int64_t now = (int64_t)time(NULL);
 

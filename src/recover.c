@@ -44,6 +44,10 @@ store_finish_dead(struct store *st, struct kv_slot *s)
 		return;
 	if (!CAS(&s->reaper, r, st->pid))
 		return;
+	/* The compaction lock only if it is the dead's: a live compactor may
+	 * hold it for a while, and protects nothing of this slot. */
+	if (LOAD(&h->compact_lock.holder) == dead)
+		take_over_if_dead(st, &h->compact_lock, dead);
 	take_over_if_dead(st, &h->alloc_lock, dead);
 	take_over_if_dead(st, &h->users_lock, dead);
 	for (i = 0; i < h->nstripes; i++)
@@ -58,6 +62,7 @@ store_finish_dead(struct store *st, struct kv_slot *s)
 	}
 	finish_write(st, s);
 	drop_pending(st, s);
+	drain_dead(st, dead);
 	STORE(&s->pid, 0);
 }
 

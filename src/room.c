@@ -18,8 +18,20 @@
 int
 make_room(struct store *st, uint32_t user, size_t need, int why)
 {
-	/* Cache mode: evict (evict.c). */
-	if (st->hdr->cache_mode)
+	uint64_t all, mine;
+
+	/* Expired items first (expire.c): they are absent already.  Under a
+	 * quota only the writer's own count. */
+	all = reclaim_expired(st, user, &mine);
+	if (why == ST_QUOTA)
+		return mine > 0 || (st->hdr->cache_mode &&
+		    evict_for(st, user, need, why));
+	/* Still no chunk of its class and no empty page: empty one
+	 * (alloc.c; it says whether the class has room, whoever made it). */
+	if (why == ST_FULL && compact(st, need))
+		return 1;
+	/* A cache evicts (evict.c) what neither gave back. */
+	if (all == 0 && st->hdr->cache_mode)
 		return evict_for(st, user, need, why);
-	return 0;
+	return all > 0;
 }

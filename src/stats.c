@@ -41,6 +41,9 @@ store_stats(struct store *st, struct store_stats *out)
 		out->reclaimed += s->reclaimed;
 		out->no_memory += s->no_memory;
 		out->evictions += s->evictions;
+		out->crawler_reclaimed += s->crawler_reclaimed;
+		out->crawler_checked += s->crawler_checked;
+		out->expired_unfetched += s->expired_unfetched;
 	}
 	out->cache_mode = h->cache_mode != 0;
 	for (i = 0; i < h->nslots; i++)
@@ -52,6 +55,8 @@ store_stats(struct store *st, struct store_stats *out)
 	out->total_connections = LOAD(&h->total_connections);
 	out->auth_failures = LOAD(&h->auth_failures);
 	out->rejected_connections = LOAD(&h->rejected);
+	out->items_moved = LOAD(&h->moves);
+	out->pages_moved = LOAD(&h->pages_moved);
 	out->value_max = h->value_max;
 	out->created = h->created;
 }
@@ -76,9 +81,10 @@ store_note_rejected(struct store *st)
 }
 
 /*
- * The size classes, for memcached's "stats slabs": chunk size, pages
- * carved for the class so far (the page map), chunks left unhanded in the
- * class's current page.  Read without the alloc lock: a moment stale.
+ * The size classes, for memcached's "stats slabs": chunk size, the pages
+ * the class holds now, its chunks freed and on its pages' lists, and those
+ * not carved yet (memcached's free_chunks_end).  Under the alloc lock, so
+ * the figures are of one moment; a walk of the page map.
  */
 uint32_t
 store_classes(struct store *st, struct store_class *out, uint32_t max)
@@ -86,21 +92,27 @@ store_classes(struct store *st, struct store_class *out, uint32_t max)
 	struct kv_header *h = st->hdr;
 	uint32_t i, n = h->nclasses < max ? h->nclasses : max, p, cls;
 
+	lock_acquire(st, &h->alloc_lock);
 	for (i = 0; i < n; i++) {
 		struct kv_class *c = &h->classes[i];
-		uint32_t bump = LOAD(&c->bump), end = LOAD(&c->bump_end);
 
 		out[i].size = c->size;
 		out[i].chunks_per_page = h->page_size / c->size;
-		out[i].pages = 0;
+		out[i].pages = c->pages;
+		out[i].used = c->used;
+		out[i].free = 0;
+		out[i].unused = 0;
 		out[i].evicted = LOAD(&h->evicted[i]);
-		out[i].unused = bump != 0 && end > bump ?
-		    (end - bump) / (c->size / KV_ITEM_ALIGN) : 0;
 	}
-	for (p = 0; p < h->npages; p++) {
-		cls = LOAD(&pagemap(st)[p]);
-		if (cls >= 1 && cls <= n)
-			out[cls - 1].pages++;
+	for (p = 0; p < h->next_page && p < h->npages; p++) {
+		struct kv_page *pg = &pagemap(st)[p];
+
+		if ((cls = pg->cls) < 1 || cls > n)
+			continue;
+		out[cls - 1].free += pg->carved - pg->used;
+		out[cls - 1].unused += out[cls - 1].chunks_per_page -
+		    pg->carved;
 	}
+	lock_release(st, &h->alloc_lock);
 	return n;
 }

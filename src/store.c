@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,13 +50,33 @@ store_geometry_default(struct store_geometry *g, uint64_t size_mb,
 	g->size = size_mb * 1024 * 1024;
 	g->value_max = value_max;
 	g->cache = 0;
+	g->users = KV_ACCOUNTS_DEFAULT;
+}
+
+/* The name index's entries: a power of two, at least twice the accounts. */
+static uint32_t
+names_for(uint32_t users)
+{
+	uint32_t n = 16;
+
+	while (n < 2 * users)
+		n *= 2;
+	return n;
+}
+
+/* The account table and its name index, in bytes. */
+static uint64_t
+accounts_bytes(uint32_t users)
+{
+	return (uint64_t)users * sizeof(struct kv_user) +
+	    (uint64_t)names_for(users) * sizeof(uint32_t);
 }
 
 /* Lay out a header for the geometry; -1 when it does not fit. */
 static int
 plan(struct kv_header *h, const struct store_geometry *g)
 {
-	uint64_t off, maxpages, per_bucket = 192;
+	uint64_t off, maxpages, per_bucket = 192, items;
 	uint32_t nb = 1024;
 
 	memset(h, 0, sizeof(*h));
@@ -69,11 +90,24 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	    4096);
 	if (h->page_size < PAGE_MIN)
 		h->page_size = PAGE_MIN;
-	while ((uint64_t)nb * 2 * per_bucket <= g->size && nb < (1U << 30))
+	/* Buckets for the items' share: an account table larger than the
+	 * default buys none (and a default segment keeps the buckets it
+	 * always had). */
+	items = g->size;
+	if (g->users > KV_ACCOUNTS_DEFAULT && g->users <= KV_ACCOUNTS_MAX) {
+		uint64_t extra = accounts_bytes(g->users) -
+		    accounts_bytes(KV_ACCOUNTS_DEFAULT);
+
+		items = extra < items ? items - extra : 0;
+	}
+	while ((uint64_t)nb * 2 * per_bucket <= items && nb < (1U << 30))
 		nb *= 2;
 	h->nbuckets = nb;
 	h->nstripes = nb < KV_STRIPES_MAX ? nb : KV_STRIPES_MAX;
-	h->nusers = KV_USERS;
+	if (g->users == 0 || g->users > KV_ACCOUNTS_MAX)
+		return -1;
+	h->nusers = g->users;
+	h->names_mask = names_for(g->users) - 1;
 	h->nslots = KV_SLOTS;
 
 	off = round_up(sizeof(*h), KV_CACHELINE);
@@ -83,6 +117,11 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)h->nbuckets * sizeof(uint32_t);
 	h->off_users = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)h->nusers * sizeof(struct kv_user);
+	h->off_names = off = round_up(off, KV_CACHELINE);
+	off += ((uint64_t)h->names_mask + 1) * sizeof(uint32_t);
+	/* The undo log names a word by a 32-bit offset (lock.c). */
+	if (off > UINT32_MAX)
+		return -1;
 	h->off_slots = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)h->nslots * sizeof(struct kv_slot);
 	h->off_audit = off = round_up(off, KV_CACHELINE);
@@ -94,7 +133,7 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	off += (uint64_t)h->nconns * sizeof(struct kv_conn);
 	h->off_pagemap = off = round_up(off, KV_CACHELINE);
 	maxpages = g->size / h->page_size;
-	off += maxpages * sizeof(uint32_t);
+	off += maxpages * sizeof(struct kv_page);
 	h->off_arena = off = round_up(off, 4096);
 	if (off >= g->size || (g->size - off) / h->page_size == 0)
 		return -1;
@@ -113,7 +152,8 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 	memcpy(h, plan_h, sizeof(*h));
 	h->ready = 0;
 	h->created = (int64_t)time(NULL);
-	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1)
+	if (lock_init(&h->alloc_lock) == -1 || lock_init(&h->users_lock) == -1 ||
+	    lock_init(&h->compact_lock) == -1)
 		return -1;
 	for (i = 0; i < h->nstripes; i++) {
 		memset(&stripes(st)[i], 0, sizeof(struct kv_stripe));
@@ -126,10 +166,11 @@ init_segment(struct store *st, const struct kv_header *plan_h)
 }
 
 static void
-describe(char *buf, size_t n, uint64_t size, uint32_t value_max, int cache)
+describe(char *buf, size_t n, uint64_t size, uint32_t value_max,
+    uint32_t users, int cache)
 {
-	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32 "%s",
-	    size / (1024 * 1024), value_max, cache ? " -E" : "");
+	snprintf(buf, n, "-m %" PRIu64 " -I %" PRIu32 " -a %" PRIu32 "%s",
+	    size / (1024 * 1024), value_max, users, cache ? " -E" : "");
 }
 
 static int
@@ -137,7 +178,7 @@ check_header(struct store *st, const struct store_geometry *g, char *err,
     size_t errlen)
 {
 	struct kv_header *h = st->hdr;
-	char have[64], want[64];
+	char have[80], want[80];
 
 	if (h->magic != KV_MAGIC) {
 		snprintf(err, errlen, "segment %s is not a kvstore segment",
@@ -156,10 +197,10 @@ check_header(struct store *st, const struct store_geometry *g, char *err,
 		return -1;
 	}
 	if (g != NULL && (g->size != h->size || g->value_max != h->value_max ||
-	    (g->cache != 0) != (h->cache_mode != 0))) {
-		describe(have, sizeof(have), h->size, h->value_max,
+	    g->users != h->nusers || (g->cache != 0) != (h->cache_mode != 0))) {
+		describe(have, sizeof(have), h->size, h->value_max, h->nusers,
 		    h->cache_mode != 0);
-		describe(want, sizeof(want), g->size, g->value_max,
+		describe(want, sizeof(want), g->size, g->value_max, g->users,
 		    g->cache != 0);
 		snprintf(err, errlen, "segment %s was created with %s, not %s; "
 		    "start with %s, or remove it with kvstored -R -s %s",
@@ -190,6 +231,64 @@ map_segment(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* Why plan() refused: say what would fit, as flags. */
+static void
+too_small(const struct store_geometry *g, char *err, size_t errlen)
+{
+	struct store_geometry t = *g;
+	struct kv_header h;
+	uint64_t mb;
+
+	if (g->users == 0 || g->users > KV_ACCOUNTS_MAX) {
+		snprintf(err, errlen, "-a %u: a segment holds 1 to %u accounts",
+		    g->users, KV_ACCOUNTS_MAX);
+		return;
+	}
+	for (mb = (g->size >> 20) + 1; mb <= KV_MAX_SIZE_MB; mb++) {
+		t.size = mb << 20;
+		if (plan(&h, &t) == 0)
+			break;
+	}
+	if (mb > KV_MAX_SIZE_MB)
+		snprintf(err, errlen, "-a %u with -I %u does not fit in any "
+		    "segment (-m %u at most)", g->users, g->value_max,
+		    KV_MAX_SIZE_MB);
+	else
+		snprintf(err, errlen, "segment size %" PRIu64 " MiB (-m) is too "
+		    "small for values of %u bytes (-I) and %u accounts (-a, "
+		    "%" PRIu64 " bytes each, in the segment): give -m %" PRIu64
+		    " or more", g->size >> 20, g->value_max, g->users,
+		    (uint64_t)sizeof(struct kv_user) +
+		    (names_for(g->users) * sizeof(uint32_t)) / g->users, mb);
+}
+
+/*
+ * The hash key of a new segment: 16 bytes from the kernel's random pool
+ * (getrandom(2) waits only until the pool is first seeded).  There is no
+ * fallback to something guessable: no key, no segment.
+ */
+static int
+random_hash_key(struct kv_header *h, char *err, size_t errlen)
+{
+	unsigned char b[SIP_KEY_LEN];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(b)) {
+		n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "getrandom: %s",
+			    n == -1 ? strerror(errno) : "no bytes");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	sipkey_from_bytes(&h->hash_key, b);
+	return 0;
+}
+
 static int
 create_segment(struct store *st, const struct store_geometry *g, char *err,
     size_t errlen)
@@ -198,10 +297,11 @@ create_segment(struct store *st, const struct store_geometry *g, char *err,
 	int e;
 
 	if (plan(&h, g) == -1) {
-		snprintf(err, errlen, "segment size %" PRIu64 " MiB is too small "
-		    "for values of %u bytes", g->size >> 20, g->value_max);
+		too_small(g, err, errlen);
 		return -1;
 	}
+	if (random_hash_key(&h, err, errlen) == -1)
+		return -1;
 	st->size = g->size;
 	if (ftruncate(st->fd, (off_t)g->size) == -1) {
 		snprintf(err, errlen, "ftruncate %s: %s", st->name,
@@ -384,6 +484,12 @@ store_value_max(const struct store *st)
 	return st->hdr->value_max;
 }
 
+uint32_t
+store_accounts_max(const struct store *st)
+{
+	return st->hdr->nusers;
+}
+
 int
 store_attach_process(struct store *st)
 {
@@ -446,7 +552,7 @@ over_quota(struct store *st, uint32_t user, const struct store_write *w,
 static int
 put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,
-    uint64_t *cas_out, size_t *needp)
+    uint64_t *cas_out, size_t *needp, int last)
 {
 	struct found f;
 	struct kv_item *old;
@@ -543,7 +649,7 @@ put_once(struct store *st, uint32_t user, uint32_t gen, const void *key,
 		goto out;
 	}
 	if ((rc = alloc_chunk(st, need, &ref)) != ST_OK) {
-		if (rc == ST_FULL)
+		if (rc == ST_FULL && last)
 			f.stripe->no_memory++;
 		goto out;
 	}
@@ -571,7 +677,9 @@ out:
 /*
  * A write that finds no room, or its store at its quota, is tried once
  * more if make_room() (room.c) freed something; it runs with no stripe
- * held, since it takes stripes of its own.
+ * held, since it takes stripes of its own.  One that found no room is
+ * tried again in any case, so that the try that refuses it counts it
+ * (store_no_memory counts writes refused, not writes that made room).
  */
 int
 store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
@@ -581,10 +689,12 @@ store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	size_t need = 0;
 	int rc;
 
-	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need);
-	if ((rc == ST_FULL || rc == ST_QUOTA) && make_room(st, user, need, rc))
+	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need,
+	    0);
+	if ((rc == ST_FULL || rc == ST_QUOTA) &&
+	    (make_room(st, user, need, rc) || rc == ST_FULL))
 		rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out,
-		    &need);
+		    &need, 1);
 	return rc;
 }
 
@@ -634,6 +744,7 @@ store_touch(struct store *st, uint32_t user, uint32_t gen, const void *key,
 	f.stripe->touch_hits++;
 	/* One aligned word: a reader sees the old or the new expiry. */
 	STORE(&f.item->exptime, exptime);
+	note_expiry(st, exptime);
 	if (exptime != 0 && exptime <= now)
 		publish(st, &f, user, 0);
 	else {
@@ -828,10 +939,17 @@ store_flush_items(struct store *st, uint32_t user, int64_t when)
 	u = &users(st)[user - 1];
 	(void)flush_mark(st, user, now);	/* settle one come due */
 	if (when > (int64_t)now) {
+		/* Then the bound (expire.c): a pass that began before this
+		 * store either read it or has the bound lowered behind it. */
 		STORE(&u->flush_at, when);
+		note_expiry(st, when < UINT32_MAX ? (uint32_t)when :
+		    UINT32_MAX - 1);
 		return ST_OK;
 	}
 	STORE(&u->flush_at, 0);
+	/* Due now for the passes too (expire.c): what a flush killed half
+	 * way leaves linked is reclaimed by the next one. */
+	note_expiry(st, now);
 	seq = LOAD(&h->cas_seq);
 	old = LOAD(&u->flush_cas);
 	while (old < seq && !CAS(&u->flush_cas, old, seq))

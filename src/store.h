@@ -29,9 +29,10 @@ struct store {
 
 /* Geometry chosen when a segment is created; a later open must match. */
 struct store_geometry {
-	uint64_t	size;		/* bytes */
+	uint64_t	size;		/* bytes, the account table's included */
 	uint32_t	value_max;
 	int		cache;		/* cache mode: evict rather than refuse */
+	uint32_t	users;		/* accounts the segment can hold */
 };
 
 enum store_result {
@@ -151,10 +152,14 @@ struct store_stats {
 	uint64_t	cas_hits, cas_misses, cas_badval, reclaimed, no_memory;
 	uint64_t	evictions;
 	int		cache_mode;
+	uint64_t	items_moved, pages_moved;	/* by compaction */
 	uint64_t	rejected_connections;
 	uint64_t	total_connections, curr_connections, auth_failures;
 	uint32_t	value_max;
 	int64_t		created;
+	/* expire.c's: the crawler's share of reclaimed, the items it looked
+	 * at, and expired items reclaimed that were never read */
+	uint64_t	crawler_reclaimed, crawler_checked, expired_unfetched;
 };
 
 struct user_view {
@@ -224,12 +229,18 @@ void	 store_note_connection(struct store *);
 void	 store_note_auth_failure(struct store *);
 void	 store_note_rejected(struct store *);
 /* Size classes: chunk bytes, pages carved, chunks never handed out. */
+/*
+ * A size class, server-wide: chunk bytes, pages it holds, chunks a page,
+ * chunks handed out, chunks freed on its pages, chunks not carved yet.
+ */
 struct store_class {
 	uint32_t	size, pages, chunks_per_page, unused;
 	uint64_t	evicted;
+	uint32_t	used, free;
 };
 uint32_t store_classes(struct store *, struct store_class *, uint32_t max);
 uint32_t store_value_max(const struct store *);
+uint32_t store_accounts_max(const struct store *);	/* the table's size */
 
 /* User slots: mechanism only; roles and secrets mean something in auth.c. */
 uint32_t store_user_find(struct store *, const char *name);
@@ -287,15 +298,48 @@ void	 store_conn_release(struct store *, uint32_t slot);
 int	 store_check(struct store *, FILE *report);
 
 /*
+ * The crawler's pass over the table (expire.c), in steps: each walks up to
+ * max_stripes stripes or max_items items, whichever comes first, unlinking
+ * expired and flushed items; it does nothing while no expiry has come due.
+ * Returns the stripes walked.  The fields are the pass's own.
+ */
+struct store_crawl {
+	uint32_t	cursor;		/* the next stripe */
+	int		slot;		/* the header's claim, -1 = none */
+	int		active;		/* a pass is under way */
+	uint32_t	now;
+	uint32_t	low;		/* the earliest expiry left so far */
+	uint32_t	user;
+	uint64_t	freed, freed_user;
+};
+void	 store_crawl_init(struct store_crawl *);
+uint32_t store_crawl(struct store *, struct store_crawl *,
+	    uint32_t max_stripes, uint32_t max_items);
+void	 store_crawl_end(struct store *, struct store_crawl *);
+
+/*
  * Test builds (KV_TEST_HOOKS) set these to widen a window: store_test_hold
  * runs while a put holds its stripe, its new chunk filled and not yet
  * published; store_test_unlocked as a put begins, before it takes its
  * stripe (its caller has checked the account; the store has not yet);
  * store_test_stripe after a walk that goes a stripe at a time (the
- * checker, userdel's flush) has let go of stripe done (1-based) of of.
+ * checker, userdel's flush) has let go of stripe done (1-based) of of;
+ * store_test_move while a compaction holds an item's stripe, its copy
+ * made and not yet published in its place;
+ * store_test_crawl while the crawler holds a stripe, right after it has
+ * reclaimed an item there.
  */
 extern void	(*store_test_hold)(void);
+extern void	(*store_test_crawl)(void);
 extern void	(*store_test_unlocked)(void);
 extern void	(*store_test_stripe)(uint32_t done, uint32_t of);
+/*
+ * store_test_accounts(step) runs inside the users lock's critical sections
+ * of accounts.c, at their last step before the commit: "create" (the name
+ * indexed and the slot published), "delete" (the name's tombstone left and
+ * the slot freed), and "rebuild" (the name index emptied, not yet refilled).
+ */
+extern void	(*store_test_accounts)(const char *step);
+extern void	(*store_test_move)(void);
 
 #endif

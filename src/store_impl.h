@@ -64,9 +64,37 @@ users(struct store *st)
 }
 
 static inline uint32_t *
+names(struct store *st)
+{
+	return (uint32_t *)(void *)(st->base + st->hdr->off_names);
+}
+
+/* The top bits of a name's hash, kept in its index entry above the id. */
+static inline uint32_t
+name_tag(uint64_t h)
+{
+	return (uint32_t)(h >> 32) & ~NAME_ID_MASK;
+}
+
+static inline struct kv_page *
 pagemap(struct store *st)
 {
-	return (uint32_t *)(st->base + st->hdr->off_pagemap);
+	return (struct kv_page *)(st->base + st->hdr->off_pagemap);
+}
+
+/* The page a chunk's ref falls in, and a page's first chunk. */
+static inline uint32_t
+page_of(struct store *st, uint32_t ref)
+{
+	return (uint32_t)(((uint64_t)ref * KV_ITEM_ALIGN - st->hdr->off_arena) /
+	    st->hdr->page_size);
+}
+
+static inline uint32_t
+page_ref(struct store *st, uint32_t page)
+{
+	return (uint32_t)((st->hdr->off_arena + (uint64_t)page *
+	    st->hdr->page_size) / KV_ITEM_ALIGN);
 }
 
 /* ---- one item's header --------------------------------------------------- */
@@ -114,7 +142,8 @@ struct found {
 	uint32_t	 hash;
 };
 
-uint64_t hash_key(uint32_t user, const void *key, size_t len);
+uint64_t hash_key(const struct store *, uint32_t user, const void *key,
+	    size_t len);
 void	 find_locked(struct store *, uint32_t user, const void *key,
 	    size_t klen, struct found *);
 void	 unlock_found(struct store *, struct found *);
@@ -135,6 +164,7 @@ void	 flush_stripe_locked(struct store *, uint32_t stripe, uint32_t user);
 /* ---- accounts (accounts.c) --------------------------------------------- */
 
 int	 account_live(struct store *, uint32_t user, uint32_t gen);
+uint64_t name_hash(struct store *, const char *name, size_t len);
 
 /* ---- the allocator (alloc.c, under the alloc lock) ---------------------- */
 
@@ -143,9 +173,16 @@ int	 class_for(struct store *, size_t bytes);
 int	 alloc_chunk(struct store *, size_t bytes, uint32_t *refp);
 void	 drop_pending(struct store *, struct kv_slot *);
 void	 finish_write(struct store *, struct kv_slot *);
+int	 compact(struct store *, size_t need);
+void	 drain_dead(struct store *, uint32_t pid);
 
 /* room.c */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);
+
+/* ---- expiry (expire.c) -------------------------------------------------- */
+
+void	 note_expiry(struct store *, uint32_t t);
+uint64_t reclaim_expired(struct store *, uint32_t user, uint64_t *mine);
 
 /* evict.c: cache mode */
 int	 evict_for(struct store *, uint32_t user, size_t need, int why);

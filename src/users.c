@@ -240,9 +240,16 @@ users_load(struct store *st, const char *path, char *err, size_t errlen)
 			/* A userdel killed before it saved the file: the
 			 * account goes, the next userdel finishes it. */
 			continue;
-		else if (store_user_create(st, name, r, hash, &id) != ST_OK) {
-			snprintf(err, errlen, "%s:%d: cannot add account %s",
-			    path, lineno, name);
+		else if ((r = store_user_create(st, name, r, hash, &id)) !=
+		    ST_OK) {
+			if (r == ST_FULL)
+				snprintf(err, errlen, "%s:%d: cannot add account "
+				    "%s: all %u accounts of the segment are "
+				    "taken (kvstored -a)", path, lineno, name,
+				    store_accounts_max(st));
+			else
+				snprintf(err, errlen, "%s:%d: cannot add account "
+				    "%s", path, lineno, name);
 			rc = -1;
 			break;
 		}

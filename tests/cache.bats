@@ -163,7 +163,7 @@ PY
 	wait "$KV_PID" || true
 	run -1 timeout 10 "$KVSTORED" -f -p 0 -l 127.0.0.1 -s "$KV_SHM" -m 16 \
 	    -u "$(id -un)"
-	assert_output --partial 'was created with -m 16 -I 1048576 -E, not -m 16 -I 1048576;'
+	assert_output --partial 'was created with -m 16 -I 1048576 -a 1024 -E, not -m 16 -I 1048576 -a 1024;'
 	kv_start -E -p "$port"
 	run -0 kv get k
 	assert_output v

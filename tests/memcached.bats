@@ -537,6 +537,40 @@ END"
 	grep -q 'user=alice role=manager action=flush_all target=bob' "$KV_LOG"
 }
 
+@test "hash key: a daemon started again on its segment keeps the segment's key and finds every item" {
+	: "${STORETEST:?STORETEST is not set (run the tests with make check)}"
+	local id1 id2 i reqs= gets= out
+
+	mc_start -B tester
+	for ((i = 0; i < 300; i++)); do
+		reqs+="set key$i 0 0 ${#i}\r\n$i\r\n"
+		gets+="get key$i\r\n"
+	done
+	out=$(printf -- "$reqs" | mc_nc | tr -d '\r' | sort | uniq -c)
+	[ "$out" = "    300 STORED" ]
+	id1=$("$STORETEST" "$KV_SHM" 16 1048576 <<<'keyid')
+	[[ $id1 =~ ^[0-9a-f]{16}$ ]]
+	kill -TERM "$KV_PID"
+	wait "$KV_PID" || true
+	KV_PID=
+	[ -e "/dev/shm/${KV_SHM#/}" ]
+
+	mc_start -B tester
+	id2=$("$STORETEST" "$KV_SHM" 16 1048576 <<<'keyid')
+	[ "$id1" = "$id2" ]
+	run -0 bash -c "printf -- '$gets' | timeout 10 nc -N 127.0.0.1 $MC_PORT |
+	    tr -d '\r'"
+	[ "${#lines[@]}" -eq 900 ]
+	for ((i = 0; i < 300; i++)); do
+		[ "${lines[3 * i]}" = "VALUE key$i 0 ${#i}" ]
+		[ "${lines[3 * i + 1]}" = "$i" ]
+		[ "${lines[3 * i + 2]}" = END ]
+	done
+	# the checker recomputes every item's hash under the segment's key
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<'check'
+	assert_output clean
+}
+
 # ---- identity ----------------------------------------------------------------
 
 @test "items cross between the memcached and the native protocol" {

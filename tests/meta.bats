@@ -316,7 +316,19 @@ END$'
 	run bash -c "printf 'stats slabs\r\n' | timeout 10 nc -N 127.0.0.1 $MC_PORT | tr -d '\r'"
 	assert_line --regexp '^STAT 1:chunk_size [0-9]+$'
 	assert_line 'STAT 1:used_chunks 2'
+	assert_line 'STAT 1:total_pages 1'
+	assert_line 'STAT 1:free_chunks 0'
 	assert_line --regexp '^STAT active_slabs [1-9][0-9]*$'
+	assert_line 'END'
+	active=$(grep -oE '^STAT active_slabs [0-9]+' <<<"$output")
+	active=${active##* }
+	# A freed chunk is free; the 500-byte class's page, emptied, goes
+	# back to the pool and leaves the listing.
+	run raw "$MC_PORT" 'delete a\r\ndelete c\r\n'
+	run bash -c "printf 'stats slabs\r\n' | timeout 10 nc -N 127.0.0.1 $MC_PORT | tr -d '\r'"
+	assert_line 'STAT 1:used_chunks 1'
+	assert_line 'STAT 1:free_chunks 1'
+	assert_line "STAT active_slabs $((active - 1))"
 	assert_line 'END'
 }
 

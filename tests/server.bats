@@ -141,8 +141,9 @@ client_port() {
 
 @test "log: start, conn with the client's port, end" {
 	kv_start
-	# (The event engine adds its "start: event engine" and "worker:" lines.)
-	assert_equal "$(grep -Evc ': (worker: pid [0-9]+|start: event engine, [0-9]+ workers)$' "$KV_LOG")" 1
+	# (The event engine adds its "start: event engine" and "worker:" lines,
+	# both engines the crawler's "crawler:" line.)
+	assert_equal "$(grep -Evc ': ((worker|crawler): pid [0-9]+|start: event engine, [0-9]+ workers)$' "$KV_LOG")" 1
 	run -0 grep -E "^kvstored\\[$KV_PID\\]: start: kvstored 1\\.0\\.0 listen 127\\.0\\.0\\.1 port $KV_PORT segment $KV_SHM size 16M maxconn 1024\$" "$KV_LOG"
 	exec 5<>"/dev/tcp/127.0.0.1/$KV_PORT"
 	count_log ': conn: pid ' 1
@@ -162,11 +163,11 @@ client_port() {
 	exec 5<&-
 	if [[ ${KV_ENGINE:-prefork} == event ]]; then
 		# A worker outlives its connections: no end line for one.
-		assert_equal "$(grep -Ec ': (start|conn|worker|status|stop):' "$KV_LOG")" \
+		assert_equal "$(grep -Ec ': (start|conn|worker|crawler|status|stop):' "$KV_LOG")" \
 		    "$(grep -c . "$KV_LOG")"
 	else
 		kv_wait_log ": end: pid $child status 0\$"
-		assert_equal "$(grep -Ec ': (start|conn|end|status|stop):' "$KV_LOG")" \
+		assert_equal "$(grep -Ec ': (start|conn|end|crawler|status|stop):' "$KV_LOG")" \
 		    "$(grep -c . "$KV_LOG")"
 	fi
 }

@@ -432,9 +432,9 @@ stats_ok() {
 	run -0 st <<<$'get 1 k\nuser alice\ncounts 1\ncheck'
 	assert_output --regexp $'^VALUE 1 v\nEXISTS\nkeys 1 bytes [1-9][0-9]*\nclean$'
 	run -1 st 8 1024 </dev/null
-	assert_output --regexp "was created with -m 4 -I 1024, not -m 8 -I 1024"
+	assert_output --regexp "was created with -m 4 -I 1024 -a 1024, not -m 8 -I 1024 -a 1024"
 	run -1 st 4 2048 </dev/null
-	assert_output --regexp "was created with -m 4 -I 1024, not -m 4 -I 2048"
+	assert_output --regexp "was created with -m 4 -I 1024 -a 1024, not -m 4 -I 2048 -a 1024"
 	run -0 st <<<'get 1 k'
 	assert_output 'VALUE 1 v'
 }
@@ -482,4 +482,355 @@ stats_ok() {
 	# five failures stay five: no entry of a recent failure is taken over
 	assert_line --index 29 5
 	assert_line --index 30 8
+}
+
+# ---- accounts: a table sized at creation, names found by the name index ----
+
+# sta MiB ACCOUNTS: storetest on this test's segment with an account table
+# of ACCOUNTS slots (-a), values up to 1024 bytes.
+sta() {
+	"$STORETEST" "$KV_SHM" "$1" 1024 "$2"
+}
+
+@test "accounts: a table of 5 holds 5, refuses the 6th, and a userdel makes room" {
+	run -0 sta 4 5 <<-'EOF'
+	users u 5
+	user six
+	count
+	find u0
+	find u4
+	find six
+	put 2 k v
+	userdel 2
+	count
+	find u1
+	user six
+	find six
+	count
+	get 5 k
+	check
+	EOF
+	assert_output "$(printf '%s\n' 'created 5 last 5' FULL 5 1 5 0 OK OK 4 0 \
+	    2 2 5 NOT_FOUND clean)"
+	# another table size is another geometry
+	run -1 sta 4 6 </dev/null
+	assert_output --partial "was created with -m 4 -I 1024 -a 5, not -m 4 -I 1024 -a 6"
+	run -0 sta 4 5 <<<$'find six\nfind u4'
+	assert_output $'2\n5'
+}
+
+@test "accounts: a name being deleted stays taken until its userdel is done" {
+	run -0 sta 4 8 <<-'EOF'
+	user alice
+	user bob
+	put 1 k v
+	mark 1
+	find alice
+	finddel alice
+	user alice
+	count
+	check
+	userdel 1
+	finddel alice
+	user alice
+	find alice
+	count
+	check
+	EOF
+	# marked: not found as active, found as being deleted, its name
+	# taken, not counted; the userdel finishes it and frees the name
+	assert_output "$(printf '%s\n' 1 2 OK OK 0 1 DELETING 1 clean \
+	    OK 0 1 1 2 clean)"
+}
+
+@test "accounts: churn past the tombstone limit rebuilds the name index; every name is found" {
+	local script=$BATS_TEST_TMPDIR/churn i r
+
+	# 100 slots, 256 index entries: a rebuild after 33 tombstones
+	{
+		echo 'users a 100'
+		for ((r = 0; r < 5; r++)); do
+			for ((i = 1; i <= 60; i++)); do echo "userdel $i"; done
+			for ((i = 0; i < 60; i++)); do echo "user r$r-$i"; done
+		done
+		echo names
+		echo count
+		echo 'find a99'
+		echo 'find a0'
+		echo 'find r4-59'
+		echo 'find r3-0'
+		echo check
+	} >"$script"
+	run -0 sta 4 100 <"$script"
+	assert_line -n 0 'created 100 last 100'
+	refute_output --partial FULL
+	assert_line -n -7 --regexp '^rebuilt [1-9][0-9]* tombs [0-9]+$'
+	assert_line -n -6 100
+	assert_line -n -5 100
+	assert_line -n -4 0
+	assert_line -n -3 --regexp '^([1-9]|[1-5][0-9]|60)$'
+	assert_line -n -2 0
+	assert_line -n -1 clean
+}
+
+@test "checker: a name index entry lost, or naming an empty slot, is found" {
+	run -0 sta 4 10 <<<$'user a\nuser b\ncheck\ncorrupt name 2\ncheck'
+	assert_line -n 2 clean
+	assert_line -n 4 'check: user 2 (b): not in the name index'
+	assert_line -n 5 --partial '1 errors'
+	kv_stop
+	run -0 sta 4 10 <<<$'user a\ncorrupt stalename 7\ncheck'
+	assert_line -n 2 'check: name index: entry 0 names slot 7, which is not an account'
+}
+
+@test "accounts: 100000 in a table of 100000, each found by its name" {
+	run -0 sta 64 100000 <<<'users u 100000'
+	assert_output 'created 100000 last 100000'
+	run -0 sta 64 100000 <<<$'user more\nfind u0\nfind u50000\nfind u99999\nfind v1\ncount\ncheck'
+	assert_output "$(printf '%s\n' FULL 1 50001 100000 0 100000 clean)"
+}
+
+@test "accounts: a table too big for -m is refused, saying what fits" {
+	run -1 sta 8 1000000 </dev/null
+	assert_output --regexp 'too small for values of 1024 bytes \(-I\) and 1000000 accounts \(-a, [0-9]+ bytes each, in the segment\): give -m [0-9]+ or more$'
+	[[ ! -e /dev/shm/${KV_SHM#/} ]]
+	run -1 sta 8 4000001 </dev/null
+	assert_output --partial 'a segment holds 1 to 4000000 accounts'
+}
+
+@test "accounts: a process killed inside a change of the accounts leaves the index as before it" {
+	local script=$BATS_TEST_TMPDIR/churn i
+
+	run -0 sta 4 8 <<<'users u 3'
+	# a registration: the name indexed, the slot published, not committed
+	run -9 sta 4 8 <<<$'crash create\nuser x'
+	assert_output ''
+	# the next holder of the users lock (the checker) undoes it
+	run -0 sta 4 8 <<<$'check\nfind x\ncount\nuser y\nfind y\ncheck'
+	assert_output --partial 'holder pid'
+	assert_output --partial 'died, recovering'
+	assert_line -n -6 clean
+	assert_line -n -5 0
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 4
+	assert_line -n -1 clean
+	# a userdel's last step: the name's tombstone left, the slot freed
+	run -9 sta 4 8 <<<$'put 1 k v\ncrash delete\nuserdel 1'
+	assert_output 'OK'
+	run -0 sta 4 8 <<<$'check'
+	assert_output --partial 'user 1 (u0): left being deleted by an interrupted userdel, 0 items to go'
+	run -0 sta 4 8 <<<$'finddel u0\nuser u0\nuserdel 1\nfinddel u0\nuser u0\ncheck'
+	assert_line -n -6 1
+	assert_line -n -5 DELETING
+	assert_line -n -4 OK
+	assert_line -n -3 0
+	assert_line -n -2 1
+	assert_line -n -1 clean
+	# a rebuild cut short, the index emptied: the next lookup redoes it
+	{
+		echo 'crash rebuild'
+		for ((i = 0; i < 10; i++)); do echo 'userdel 2'; echo "user z$i"; done
+	} >"$script"
+	run -9 sta 4 8 <"$script"
+	run -0 sta 4 8 <<<$'names\nfind u2\nfind y\nnames\ncheck'
+	assert_line -n 0 --regexp '^rebuilt 0 tombs [1-9][0-9]*$'
+	assert_line -n -4 3
+	assert_line -n -3 4
+	assert_line -n -2 'rebuilt 1 tombs 0'
+	assert_line -n -1 clean
+}
+
+# --- pages that return, compaction (alloc.c) -------------------------------
+
+@test "alloc: a 64 MiB store filled with 1-byte values and emptied takes a 512 KiB value and one of every class, by another user" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	user bob
+	fill 1 k 2000000 1
+	classfill 2 c
+	unfill 1 k 2000000 1
+	stats
+	check
+	fill 2 big 1 524288
+	classfill 2 c
+	check
+	EOF
+	assert_line -n 2 --regexp '^stored [0-9]{7} FULL$'
+	# Full: every class but the first one or two is refused.
+	assert_line -n 3 --regexp '^classes [0-9]+ stored ([0-2]) FULL$'
+	m=${lines[3]#classes * stored }
+	n=${lines[2]#stored }
+	assert_line -n 4 "deleted ${n% FULL}"
+	stats_ok "${lines[5]}" "${m% FULL}"
+	assert_line -n 6 clean
+	assert_line -n 7 'stored 1 OK'
+	assert_line -n 8 --regexp '^classes ([0-9]+) stored \1 OK$'
+	assert_line -n 9 clean
+}
+
+@test "alloc: half of a store of 1-byte values deleted, a 512 KiB value compacts a page free; every item left is read back once" {
+	run -0 st 64 1048576 <<-'EOF'
+	user alice
+	fill 1 k 2000000 1
+	unfill 1 k 2000000 2
+	put 1 a-key-of-41-bytes-for-a-class-with-no-page x
+	moves
+	fill 1 big 1 524288
+	moves
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]{7} FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 2 "deleted $(((n + 1) / 2))"
+	assert_line -n 3 OK
+	# The fill's last put was refused (counted once: nothing to compact
+	# in a full store); the put of a class with no page compacted one.
+	assert_line -n 4 --regexp '^items_moved ([1-9][0-9]*) pages_moved 1 no_memory 1$'
+	moved=${lines[4]#items_moved }
+	moved=${moved%% *}
+	assert_line -n 5 'stored 1 OK'
+	assert_line -n 6 --regexp '^items_moved ([1-9][0-9]*) pages_moved 2 no_memory 1$'
+	now=${lines[6]#items_moved }
+	((${now%% *} > moved))
+	assert_line -n 7 clean
+	run -0 st 64 1048576 <<-EOF
+	probe 1 k $n 1
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 clean
+}
+
+@test "alloc: mixed sizes, a random half deleted: writes of other sizes for half the free bytes all succeed" {
+	local seed
+
+	for seed in 1 2 3; do
+		run -0 --separate-stderr st 64 65536 <<-EOF
+		user alice
+		mixed 1 $seed
+		check
+		EOF
+		echo "# seed $seed: ${lines[1]}; $stderr" >&3
+		assert_line -n 1 --regexp '^filled [0-9]+ deleted [0-9]+ wrote [0-9]+ refused 0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}
+
+@test "alloc: the checker finds a page whose count of chunks handed out is off, and a class list that lost a page" {
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	put 1 b y
+	corrupt pageused 1 a
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: 3 chunks handed out and 0 free, 2 carved$'
+	assert_line -n 5 --regexp '^check: class [0-9]+: counts 1/2 pages/chunks, found 1/3$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	corrupt unlist 1 a
+	check
+	EOF
+	assert_line -n 2 OK
+	assert_line -n 3 --regexp '^check: page [0-9]+: partly free, not on class [0-9]+.s list$'
+	"$KVSTORED" -R -s "$KV_SHM" >/dev/null 2>&1
+	run -0 st <<-'EOF'
+	user alice
+	put 1 a x
+	del 1 a
+	corrupt pool
+	check
+	EOF
+	assert_line -n 3 OK
+	assert_line -n 4 --regexp '^check: page [0-9]+: empty, not in the pool$'
+}
+
+@test "alloc: a writer that dies in the middle of a compaction's move leaves every item once; the next write compacts" {
+	run -0 --separate-stderr st 8 16384 <<-'EOF'
+	user alice
+	fill 1 k 1000000 1
+	unfill 1 k 1000000 2
+	crashmove 1 big 10000
+	check
+	EOF
+	assert_line -n 1 --regexp '^stored [0-9]+ FULL$'
+	n=${lines[1]#stored }
+	n=${n% FULL}
+	assert_line -n 3 'died in a move'
+	assert_line -n 4 clean
+	[[ $stderr == *'holder pid '*' died, recovering'* ]]
+	run -0 st 8 16384 <<-EOF
+	probe 1 k $n 1
+	get 1 big
+	moves
+	fill 1 big 1 10000
+	moves
+	check
+	EOF
+	assert_line -n 0 "present $((n / 2)) absent $(((n + 1) / 2)) bad 0"
+	assert_line -n 1 NOT_FOUND
+	# The dead one's copy was given back, its move not counted.
+	assert_line -n 2 'items_moved 0 pages_moved 0 no_memory 1'
+	assert_line -n 3 'stored 1 OK'
+	assert_line -n 4 --regexp '^items_moved [1-9][0-9]* pages_moved 1 no_memory 1$'
+	assert_line -n 5 clean
+}
+
+@test "alloc: churn at 80% and 90% full, sizes from 1 byte to 64 KiB on a log scale: no write refused" {
+	local pct
+
+	for pct in 80 90; do
+		run -0 st 64 65536 <<-EOF
+		user alice
+		churn 1 5 200000 $pct
+		check
+		moves
+		EOF
+		echo "# $pct%: ${lines[1]}; ${lines[3]}" >&3
+		assert_line -n 1 --regexp '^sets [0-9]+ refused 0 refused_at_4x_free 0 worst_ratio 0.0$'
+		assert_line -n 2 clean
+		kv_stop
+	done
+}
+
+# ---- the keyed chain hash (items.c's hash_key(), src/siphash.h) ------------
+
+@test "siphash: SipHash-2-4 gives the reference vectors; the store's rounds hash a key and a user id as their bytes" {
+	run -0 st <<<'siphash'
+	assert_output 'siphash ok'
+}
+
+@test "hash key: each segment draws its own, the same keys land in other buckets, and a segment opened again keeps its key" {
+	local seg2=$KV_SHM-2 a a2 b keys ba ba2 bb same=0 i
+	KV_SEGMENTS+=("$seg2")
+
+	a=$(st <<<'keyid')
+	a2=$(st <<<'keyid')
+	b=$("$STORETEST" "$seg2" 4 1024 <<<'keyid')
+	[[ $a =~ ^[0-9a-f]{16}$ && $b =~ ^[0-9a-f]{16}$ ]]
+	[ "$a" = "$a2" ]
+	[ "$a" != "$b" ]
+	keys=$(for ((i = 0; i < 64; i++)); do echo "bucket 1 key$i"; done)
+	ba=$(st <<<"$keys")
+	ba2=$(st <<<"$keys")
+	bb=$("$STORETEST" "$seg2" 4 1024 <<<"$keys")
+	[ "$(wc -l <<<"$ba")" -eq 64 ]
+	[ "$(wc -l <<<"$bb")" -eq 64 ]
+	[ "$ba" = "$ba2" ]
+	# 16384 buckets: a key in the same bucket of both is a 1 in 16384
+	# chance; more than 4 of 64 would be the key not mattering.
+	same=$(paste -d ' ' <(echo "$ba") <(echo "$bb") |
+	    awk '$1 == $3 { n++ } END { print n + 0 }')
+	[ "$same" -le 4 ]
+	# and the placement is the checker's too: items put through one
+	# opening are found, and checked clean, through the next
+	run -0 st <<<$'user u\nput 1 k1 v1\nput 1 k2 v2'
+	run -0 st <<<$'get 1 k1\nget 1 k2\ncheck'
+	assert_output $'VALUE 2 v1\nVALUE 2 v2\nclean'
 }

@@ -370,8 +370,22 @@ now_ms() {
 	: "${STORETEST:?STORETEST is not set (run the tests with make check)}"
 	local c
 
+	local ba sa bb sb
 	for c in "userkeys 1" "stripe" "loop 1 a" "share 1 a b" "free 1 a" \
 	    "leak 1 a"; do
+		if [[ $c == share* ]]; then
+			# The checker walks stripe by stripe, bucket by bucket,
+			# and the segment's random hash key decides where a
+			# and b are: the chain that goes on into the other's
+			# must be walked second, so that the other's is met
+			# as a chunk seen before (one error), not first as an
+			# item in the wrong bucket.
+			read -r ba sa bb sb <<<"$("$STORETEST" "$KV_SHM" 16 1024 \
+			    <<<$'bucket 1 a\nbucket 1 b' | tr '\n' ' ')"
+			if ((sa < sb || (sa == sb && ba < bb))); then
+				c="share 1 b a"
+			fi
+		fi
 		run -0 "$STORETEST" "$KV_SHM" 16 1024 <<-EOF
 		user alice
 		put 1 a x
@@ -393,11 +407,11 @@ now_ms() {
 			assert_line -n 5 --regexp "^check: bucket [0-9]+: chain loops or shares ref [0-9]+$"
 			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		free*)
-			assert_line -n 5 --regexp "^check: class [0-9]+: free chunk [0-9]+ is also in use or listed twice$"
+			assert_line -n 5 --regexp "^check: page [0-9]+: free chunk [0-9]+ is also in use or listed twice$"
 			assert_line -n 6 --regexp ": 3 items, .* 1 errors$" ;;
 		leak*)
 			assert_line -n 5 --regexp "^check: user 1 \(alice\): counts 3/[0-9]+, found 2/[0-9]+$"
-			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 free, 0 pending: 1 lost"
+			assert_line -n 6 "check: 3 chunks handed out, 2 in use, 0 to free, 0 pending: 1 lost"
 			assert_line -n 7 --regexp ": 2 items, 0 free chunks, 1 of [0-9]+ pages, 2 errors$" ;;
 		esac
 	done

@@ -37,7 +37,8 @@ build() {
 	mcproto) srcs="src/mcparse.c" ;;
 	store) srcs="src/store.c src/items.c src/alloc.c src/accounts.c
 		    src/peers.c src/recover.c src/check.c src/stats.c src/conns.c
-		    src/lock.c src/meta.c src/room.c src/evict.c src/log.c src/buf.c"
+		    src/lock.c src/meta.c src/room.c src/expire.c src/evict.c
+		    src/log.c src/buf.c"
 		# The checker's walk runs for every input: without coverage
 		# callbacks in it the target is ~10 times faster.
 		extra="-fsanitize-coverage-ignorelist=$here/ignore-coverage.txt"
