@@ -46,8 +46,10 @@
  * interrupted critical section.  tx_commit() empties the log in one store.
  */
 struct kv_undo {
-	uint32_t	off;		/* byte offset of the word in the segment */
+	uint64_t	off;		/* byte offset of the word in the segment,
+					 * which may lie past 4 GiB (-m) */
 	uint32_t	width;		/* 4 or 8 */
+	uint32_t	pad;
 	uint64_t	old;
 };
 

@@ -93,7 +93,8 @@ rollback(struct store *st, struct kv_lock *l)
 		struct kv_undo *u = &l->log[n];
 		char *w = st->base + u->off;
 
-		if (u->off >= st->size || u->off % u->width != 0)
+		if ((u->width != 4 && u->width != 8) ||
+		    u->off + u->width > st->size || u->off % u->width != 0)
 			continue;
 		if (u->width == 8)
 			STORE((uint64_t *)w, u->old);
@@ -229,7 +230,7 @@ tx_log(struct store *st, struct kv_lock *l, void *word, uint32_t width,
 
 	if (n >= KV_LOCK_LOG)
 		fatalx("undo log full");
-	l->log[n].off = (uint32_t)((char *)word - st->base);
+	l->log[n].off = (uint64_t)((char *)word - st->base);
 	l->log[n].width = width;
 	l->log[n].old = old;
 	STORE(&l->nlog, n + 1);
