@@ -70,6 +70,36 @@ print_stats(struct store *st)
 	    ss.items, ss.bytes_used, ss.bytes_free, ss.bytes_limit,
 	    ss.no_memory, ss.reclaimed, ss.crawler_reclaimed,
 	    ss.crawler_checked, ss.expired_unfetched);
+	printf("items_moved %" PRIu64 "\n"
+	    "pages_moved %" PRIu64 "\n"
+	    "cache_mode %s\n"
+	    "evictions %" PRIu64 "\n",
+	    ss.items_moved, ss.pages_moved, ss.cache_mode ? "on" : "off",
+	    ss.evictions);
+}
+
+/*
+ * The size classes that hold pages, as memcached's "stats slabs" and
+ * "stats items" count them for all stores: one line each.
+ */
+#define KV_CLASSES_SHOWN	64	/* layout.h's KV_CLASSES_MAX */
+
+static void
+print_classes(struct store *st)
+{
+	struct store_class cl[KV_CLASSES_SHOWN];
+	uint32_t i, n;
+
+	n = store_classes(st, cl, KV_CLASSES_SHOWN);
+	for (i = 0; i < n; i++) {
+		if (cl[i].pages == 0 && cl[i].evicted == 0)
+			continue;
+		printf("class %u chunk_size %u pages %u chunks_per_page %u "
+		    "used_chunks %u free_chunks %u unused_chunks %u "
+		    "evicted %" PRIu64 "\n", i + 1, cl[i].size, cl[i].pages,
+		    cl[i].chunks_per_page, cl[i].used, cl[i].free,
+		    cl[i].unused, cl[i].evicted);
+	}
 }
 
 static void
@@ -80,7 +110,7 @@ usage(void)
 	    "[-s segment] command [argument ...]\n"
 	    "commands: users | useradd name [guest|manager] | passwd name |\n"
 	    "          userdel name | promote name | demote name | log [count] |"
-	    " check | stats\n");
+	    " check | stats | classes\n");
 	exit(2);
 }
 
@@ -497,6 +527,8 @@ main(int argc, char **argv)
 		rc = store_check(&st, stdout);
 	else if (strcmp(cmd, "stats") == 0 && argc == 1)
 		print_stats(&st);
+	else if (strcmp(cmd, "classes") == 0 && argc == 1)
+		print_classes(&st);
 	else
 		usage();
 	store_close(&st);

@@ -59,8 +59,8 @@ stat_of() {
 	run -0 ctl check
 }
 
-@test "-E through the memcached listener: sets evict, stats say evictions" {
-	local ev
+@test "-E through the memcached listener: sets evict, stats say evictions; kvstorectl agrees" {
+	local ev slabs
 	mc_start -E -B cache
 	python3 - "$MC_PORT" <<'PY'
 import socket, sys
@@ -83,6 +83,23 @@ PY
 	((ev > 20000))
 	assert_line "STAT kvstore_evictions $ev"
 	assert_line --regexp '^STAT items:[0-9]+:evicted [1-9][0-9]*$'
+	# kvstorectl says the same: the evictions, and each class's pages and
+	# free chunks as stats slabs has them.
+	run -0 ctl stats
+	assert_line 'cache_mode on'
+	assert_line "evictions $ev"
+	slabs=$(printf 'stats slabs\r\nquit\r\n' |
+	    timeout 10 nc -N 127.0.0.1 "$MC_PORT" | tr -d '\r' | awk -F'[ :]' '
+	    $3 == "chunk_size" { size[$2] = $4 }
+	    $3 == "total_pages" { pages[$2] = $4 }
+	    $3 == "free_chunks" { free[$2] = $4 }
+	    END { for (c in size) print c, size[c], pages[c], free[c] }' |
+	    sort -n)
+	run -0 ctl classes
+	[ -n "$slabs" ]
+	echo "# stats slabs (class, chunk size, pages, free chunks): $slabs" >&3
+	assert_equal "$(awk '$6 > 0 { print $2, $4, $6, $14 }' <<<"$output")" "$slabs"
+	assert_equal "$(awk '{ n += $NF } END { print n }' <<<"$output")" "$ev"
 }
 
 @test "-E: an item read after it was written outlives an older one never read (LRU, not FIFO)" {
