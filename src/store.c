@@ -675,26 +675,36 @@ out:
 }
 
 /*
- * A write that finds no room, or its store at its quota, is tried once
- * more if make_room() (room.c) freed something; it runs with no stripe
- * held, since it takes stripes of its own.  One that found no room is
- * tried again in any case, so that the try that refuses it counts it
- * (store_no_memory counts writes refused, not writes that made room).
+ * A write that finds no room, or its store at its quota, is tried again
+ * while make_room() (room.c) frees something, ROOM_TRIES times at most:
+ * the room one writer made may go to another writer before its own try.
+ * make_room() runs with no stripe held, since it takes stripes of its
+ * own.  The last try of a write that found no room is made in any case,
+ * so that the try that refuses it counts it (store_no_memory counts
+ * writes refused, not writes that made room).
  */
+#define ROOM_TRIES	4
+
 int
 store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,
     uint64_t *cas_out)
 {
 	size_t need = 0;
-	int rc;
+	int rc, tries, made;
 
 	rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out, &need,
 	    0);
-	if ((rc == ST_FULL || rc == ST_QUOTA) &&
-	    (make_room(st, user, need, rc) || rc == ST_FULL))
+	for (tries = 1; (rc == ST_FULL || rc == ST_QUOTA) &&
+	    tries <= ROOM_TRIES; tries++) {
+		made = make_room(st, user, need, rc);
+		if (!made && rc != ST_FULL)
+			break;
 		rc = put_once(st, user, gen, key, klen, val, vlen, w, cas_out,
-		    &need, 1);
+		    &need, !made || tries == ROOM_TRIES);
+		if (!made)
+			break;
+	}
 	return rc;
 }
 
@@ -831,10 +841,11 @@ int
 store_arith(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, int incr, uint64_t delta, uint64_t *result)
 {
-	int rc;
+	int rc, tries;
 
 	rc = arith_once(st, user, gen, key, klen, incr, delta, result);
-	if (rc == ST_FULL && make_room(st, user, ITEM_HDR + klen + 20, rc))
+	for (tries = 1; rc == ST_FULL && tries <= ROOM_TRIES &&
+	    make_room(st, user, ITEM_HDR + klen + 20, rc); tries++)
 		rc = arith_once(st, user, gen, key, klen, incr, delta, result);
 	return rc;
 }

@@ -4,7 +4,7 @@
 # between tenants; without -E nothing acknowledged is ever lost.
 #
 # Every test starts its own daemon (16 MiB segment) with its own segment
-# and HOME.  tests/cachefill.py pipelines many puts or gets natively.
+# and HOME.  kv_fill (tests/cachefill.py) pipelines many puts or gets.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -14,14 +14,6 @@ teardown() {
 	c_teardown
 }
 
-# fill USER put|get PREFIX FIRST COUNT [SIZE]: cachefill.py as USER.
-fill() {
-	local user=$1
-	shift
-	kv_session "$user" || return 1
-	timeout 120 python3 "$TESTS_DIR/cachefill.py" "$KV_PORT" "$user" \
-	    "$(<"$(kv_secret "$user")")" "$@"
-}
 
 # stat_of USER NAME: a native STAT figure, logged in as USER.
 stat_of() {
@@ -32,11 +24,11 @@ stat_of() {
 @test "without -E a full store refuses writes, and loses nothing it acknowledged" {
 	local stored
 	kv_start
-	run -0 fill alice put k 0 30000 1000
+	run -0 kv_fill alice put k 0 30000 1000
 	[[ $output =~ ^stored\ ([0-9]+)\ full\ ([0-9]+)$ ]]
 	stored=${BASH_REMATCH[1]}
 	((stored > 5000 && BASH_REMATCH[2] > 0))
-	run -0 fill alice get k 0 "$stored"
+	run -0 kv_fill alice get k 0 "$stored"
 	assert_output "found $stored missing 0"
 	run -0 stat_of alice evictions
 	assert_output 0
@@ -46,9 +38,9 @@ stat_of() {
 	local ev
 	kv_start -E
 	grep -q 'start: cache mode: a write that finds no room evicts' "$KV_LOG"
-	run -0 fill alice put k 0 40000 1000
+	run -0 kv_fill alice put k 0 40000 1000
 	assert_output 'stored 40000 full 0'
-	run -0 fill alice get k 39000 1000
+	run -0 kv_fill alice get k 39000 1000
 	assert_output 'found 1000 missing 0'
 	ev=$(stat_of alice user_evictions)
 	((ev > 20000))
@@ -105,37 +97,37 @@ PY
 @test "-E: an item read after it was written outlives an older one never read (LRU, not FIFO)" {
 	local round ev=0
 	kv_start -E
-	run -0 fill alice put read 0 1 1000
-	run -0 fill alice put unread 0 1 1000
-	run -0 fill alice get read 0 1
+	run -0 kv_fill alice put read 0 1 1000
+	run -0 kv_fill alice put unread 0 1 1000
+	run -0 kv_fill alice get read 0 1
 	assert_output 'found 1 missing 0'
 	# Fill in batches until the first evictions.  (Not i: bats' run
 	# sets it.)
 	for ((round = 0; round < 100 && ev == 0; round++)); do
-		run -0 fill alice put fill $((round * 500)) 500 1000
+		run -0 kv_fill alice put fill $((round * 500)) 500 1000
 		assert_output 'stored 500 full 0'
 		ev=$(stat_of alice user_evictions)
 	done
 	((ev > 0))
-	run -0 fill alice get unread 0 1
+	run -0 kv_fill alice get unread 0 1
 	assert_output 'found 0 missing 1'
-	run -0 fill alice get read 0 1
+	run -0 kv_fill alice get read 0 1
 	assert_output 'found 1 missing 0'
 }
 
 @test "-E: a tenant that writes 10 times its share evicts only its own items" {
 	local t2 t3
 	kv_start -E
-	run -0 fill t2 put a 0 3000 1000
+	run -0 kv_fill t2 put a 0 3000 1000
 	assert_output 'stored 3000 full 0'
-	run -0 fill t3 put b 0 3000 1000
+	run -0 kv_fill t3 put b 0 3000 1000
 	assert_output 'stored 3000 full 0'
 	# Three stores, a third of ~16 MiB each: t1 writes ~45 MB.
-	run -0 fill t1 put c 0 45000 1000
+	run -0 kv_fill t1 put c 0 45000 1000
 	assert_output 'stored 45000 full 0'
-	run -0 fill t2 get a 0 3000
+	run -0 kv_fill t2 get a 0 3000
 	assert_output 'found 3000 missing 0'
-	run -0 fill t3 get b 0 3000
+	run -0 kv_fill t3 get b 0 3000
 	assert_output 'found 3000 missing 0'
 	run -0 stat_of t2 user_evictions
 	assert_output 0
@@ -150,11 +142,11 @@ PY
 
 @test "-E: a newcomer to a full cache gets room from the store over its share" {
 	kv_start -E
-	run -0 fill t1 put c 0 20000 1000
+	run -0 kv_fill t1 put c 0 20000 1000
 	assert_output 'stored 20000 full 0'
-	run -0 fill t2 put a 0 1000 1000
+	run -0 kv_fill t2 put a 0 1000 1000
 	assert_output 'stored 1000 full 0'
-	run -0 fill t2 get a 0 1000
+	run -0 kv_fill t2 get a 0 1000
 	assert_output 'found 1000 missing 0'
 	run -0 stat_of t2 user_evictions
 	assert_output 0

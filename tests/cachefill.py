@@ -2,14 +2,18 @@
 """cachefill.py - many writes or reads at once, for cache.bats.
 
 usage: cachefill.py PORT USER SECRET put PREFIX FIRST COUNT SIZE
-       cachefill.py PORT USER SECRET get PREFIX FIRST COUNT
+       cachefill.py PORT USER SECRET get PREFIX FIRST COUNT [STEP]
+       cachefill.py PORT USER SECRET del PREFIX FIRST COUNT [STEP]
 
 Logs in to kvstored natively on 127.0.0.1 PORT, then pipelines the
 requests (in batches of 256) for keys PREFIX<FIRST> ... and prints:
   put: "stored N full M" (OK replies, ERR full replies; any other reply
        is an error and exits 1)
   get: "found N missing M", with N's values checked to be the ones put
-       (a value is SIZE bytes of the key's last character... see value()).
+       (value(): the key's bytes over and over, cut to the value's size)
+  del: "deleted N missing M"
+With STEP (get, del: 1), only every STEP-th key is asked for; del with a
+negative STEP deletes all keys but every -STEP-th.
 """
 import socket
 import sys
@@ -50,6 +54,7 @@ def main():
                                       sys.argv[3], sys.argv[4], sys.argv[5])
     first, count = int(sys.argv[6]), int(sys.argv[7])
     size = int(sys.argv[8]) if op == "put" else 0
+    step = int(sys.argv[8]) if op != "put" and len(sys.argv) > 8 else 1
     c = Conn(port)
     c.s.sendall(b"login %s %s\r\n" % (user.encode(), secret.encode()))
     reply = c.line()
@@ -58,7 +63,9 @@ def main():
     good = bad = 0
     for lo in range(first, first + count, 256):
         keys = ["%s%d" % (prefix, k)
-                for k in range(lo, min(lo + 256, first + count))]
+                for k in range(lo, min(lo + 256, first + count))
+                if (step > 0 and (k - first) % step == 0) or
+                (step < 0 and (k - first) % -step != 0)]
         if op == "put":
             c.s.sendall(b"".join(b"put %s {%d}\r\n%s\r\n" %
                                  (k.encode(), size, value(k, size))
@@ -71,6 +78,16 @@ def main():
                     bad += 1
                 else:
                     sys.exit("cachefill.py: put %s: %s" % (k, reply))
+        elif op == "del":
+            c.s.sendall(b"".join(b"del %s\r\n" % k.encode() for k in keys))
+            for k in keys:
+                reply = c.line()
+                if reply == "OK":
+                    good += 1
+                elif reply == "NOT_FOUND":
+                    bad += 1
+                else:
+                    sys.exit("cachefill.py: del %s: %s" % (k, reply))
         else:
             c.s.sendall(b"".join(b"get %s\r\n" % k.encode() for k in keys))
             for k in keys:
@@ -88,6 +105,8 @@ def main():
                     sys.exit("cachefill.py: get %s: %s" % (k, reply))
     if op == "put":
         print("stored %d full %d" % (good, bad))
+    elif op == "del":
+        print("deleted %d missing %d" % (good, bad))
     else:
         print("found %d missing %d" % (good, bad))
 

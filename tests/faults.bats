@@ -289,6 +289,40 @@ fl_gone() {
 	fl_log_clean
 }
 
+@test "faults: children killed at random while their writes compact the store: nothing acknowledged is lost, every item is there once" {
+	local kills=${KV_KILLS:-50} bound line n left moved
+	bound=$((1000 + ${KV_RECOVERY_SLACK_MS:-1000}))
+	fl_users
+	# Values up to 4 KiB (-I): pages small enough for every size class of
+	# the load to have some in 16 MiB.
+	kv_start -A "$FL_USERS" -c 256 -m 16 -I 4096
+	# Another tenant fills the store with 1-byte values and deletes three
+	# of every four: its pages stay a quarter full, none is free, and
+	# every larger write must move its items (alloc.c's compaction).
+	run -0 kv_fill filler put f 0 400000 1
+	[[ $output =~ ^stored\ ([0-9]+)\ full\ [1-9][0-9]*$ ]]
+	n=${BASH_REMATCH[1]}
+	left=$(((n + 3) / 4))
+	run -0 kv_fill filler del f 0 "$n" -4
+	assert_output "deleted $((n - left)) missing 0"
+	run "$FAULTLOAD" -c 20 -k 8 -r 100000000 -d 55 -K "$kills" -i 10 \
+	    -m "$KV_PID" -b "$bound" -s 2000 -u load -p "$FL_SECRET" \
+	    127.0.0.1 "$KV_PORT"
+	echo "$output"
+	line=$(grep '^faultload:' <<<"$output" | tail -1)
+	moved=$(timeout 20 "$KVSTORECTL" -s "$KV_SHM" stats |
+	    awk '$1 == "items_moved" { print $2 }')
+	echo "# ${line#faultload: } items_moved=$moved" >&3
+	assert_success
+	assert_line --regexp "kills=$kills "
+	assert_line --regexp ' lost=0 '
+	((moved > 0))
+	run -0 kv_fill filler get f 0 "$n" 4
+	assert_output "found $left missing 0"
+	fl_check
+	fl_log_clean
+}
+
 @test "faults: writers killed inside store.c, most of them holding a lock: nothing lost, checker clean" {
 	local kills=${KV_TORTURE_KILLS:-200} secs=55 line
 	[[ ${KV_LONG-} == 1 ]] && kills=${KV_TORTURE_KILLS:-2000} secs=300

@@ -295,6 +295,18 @@ kv_raw_lines_as() {
 	kv_raw_as "$@" | tr -d '\r'
 }
 
+# kv_fill USER put|get|del PREFIX FIRST COUNT [SIZE|STEP]: many puts, gets
+# or dels at once, pipelined, as USER (kv_session makes the account):
+# tests/cachefill.py, which prints "stored N full M", "found N missing M"
+# or "deleted N missing M".
+kv_fill() {
+	local user=$1
+	shift
+	kv_session "$user" || return 1
+	timeout 120 python3 "$TESTS_DIR/cachefill.py" "$KV_PORT" "$user" \
+	    "$(<"$(kv_secret "$user")")" "$@"
+}
+
 # kv_wait_log REGEX [SECONDS]: wait (default 5 s) until the daemon's log has
 # a line matching the extended regular expression REGEX.
 kv_wait_log() {

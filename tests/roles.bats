@@ -201,8 +201,8 @@ m_stats_ok() {
 		echo "stats: $owner has $keys keys $bytes bytes: $out" >&2
 		return 1
 	}
-	[[ $(grep -c '^STAT ' <<<"$out") -eq 23 && $out == *$'\nEND' ]] || {
-		echo "stats: not 23 STAT lines and END: $out" >&2
+	[[ $(grep -c '^STAT ' <<<"$out") -eq 25 && $out == *$'\nEND' ]] || {
+		echo "stats: not 25 STAT lines and END: $out" >&2
 		return 1
 	}
 	for o in "$@"; do
