@@ -83,7 +83,7 @@ term() {
 @test "a table too big for -m is refused at start, saying what fits" {
 	run -1 timeout 10 "$KVSTORED" -f -p 0 -s "$KV_SHM" -m 64 -a 1000000 \
 	    -u "$(id -un)" 3>&-
-	assert_output --regexp '1000000 accounts \(-a, 392 bytes each, in the segment\): give -m [0-9]+ or more'
+	assert_output --regexp '1000000 accounts \(-a, 400 bytes each, in the segment\): give -m [0-9]+ or more'
 	[[ ! -e /dev/shm/${KV_SHM#/} ]]
 	run -2 "$KVSTORED" -a 4000001
 	assert_output --partial 'kvstored: -a must be a number from 1 to 4000000'

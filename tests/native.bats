@@ -239,7 +239,7 @@ mgr manager 1'
 	run sort <<<"$output"
 	assert_output $'a1\na2\nm1'
 	run -0 kv_raw_lines_as mgr 'users\r\nusers 1023\r\nusers 1024\r\n'
-	assert_line -n 0 --regexp '^USERS 256 3$'
+	assert_line -n 0 --regexp '^USERS 0 3$'
 	assert_line -n 5 'USERS 0 0'
 	assert_line -n 6 END
 	assert_line -n 7 'USERS 0 0'
@@ -269,7 +269,7 @@ mgr manager 1'
 	[ "${out[1]}" = "OK alice" ]
 	[[ ${out[2]} =~ ^KEYS\ 16\ [01]$ ]]
 	run printf '%s\n' "${out[@]}"
-	assert_line --regexp '^USERS 256 2$'
+	assert_line --regexp '^USERS 0 2$'
 	assert_line 'USER alice guest 1'
 	ctl demote mgr
 	printf 'scan 16 *\nusers\nuse mgr\nscan 0 *\nwhoami\nquit\n' >&"${M[1]}"

@@ -108,7 +108,7 @@ for n in 10 "$ACC_BIG"; do
 	# (-a and -N only where they are needed: a build before -a can run
 	# the 10 and 1000 cases, for comparison)
 	flags=(-m 128)
-	# room for a large table on top (kvstored(8) -a: 384 bytes and 8 to 16
+	# room for a large table on top (kvstored(8) -a: 392 bytes and 8 to 16
 	# of index each); one larger than the default buys no buckets, so the
 	# items' hash table stays the same size
 	((table != 1024)) && flags=(-m $((128 + table * 400 / 1048576 + 1))

@@ -8,7 +8,9 @@
 #      the free bytes are at least four times the value's size.
 #
 # usage: churn.sh [refill|churn|all]
-# Environment: CHURN_SECS (600), CHURN_MB (64), KVSTORED.
+# Environment: CHURN_SECS (600), CHURN_MB (64), CHURN_VALUE_MAX (kvstored
+# -I for the churn, which sets the page size; default kvstored's 1 MiB),
+# KVSTORED.
 set -u
 . "$(dirname "$0")/benchlib.sh"
 
@@ -69,7 +71,7 @@ PY
 }
 
 churn() {
-	bench_start_kvstored "$CHURN_MB" churn
+	bench_start_kvstored "$CHURN_MB" churn ${CHURN_VALUE_MAX:+-I "$CHURN_VALUE_MAX"}
 	python3 "$here/churn.py" "$KV_MC_PORT" "$CHURN_SECS" 0.8 65536
 	bench_cleanup
 }
