@@ -302,6 +302,13 @@ finish_write(struct store *st, struct kv_slot *s)
 			free_chunk(st, l, s->final_old);
 		if (s->final_user >= 1 && s->final_user <= st->hdr->nusers) {
 			u = &users(st)[s->final_user - 1];
+			/* A store that starts or stops holding items:
+			 * cache mode's fair share counts them. */
+			if ((u->keys == 0) != (u->keys +
+			    (uint64_t)s->final_dkeys == 0))
+				tx_set32(st, l, &st->hdr->stores_inuse,
+				    st->hdr->stores_inuse + (u->keys == 0 ?
+				    1 : (uint32_t)-1));
 			tx_set64(st, l, &u->keys,
 			    u->keys + (uint64_t)s->final_dkeys);
 			tx_set64(st, l, &u->bytes,

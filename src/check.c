@@ -542,11 +542,13 @@ static void
 check_users(struct check *c)
 {
 	struct store *st = c->st;
-	uint32_t i;
+	uint32_t i, holding = 0;
 
 	for (i = 1; i <= st->hdr->nusers; i++) {
 		struct kv_user *u = &users(st)[i - 1];
 
+		if (c->ukeys[i] != 0)
+			holding++;
 		if (u->state == USER_EMPTY && c->ukeys[i] == 0)
 			continue;
 		if (u->keys != c->ukeys[i] || u->bytes != c->ubytes[i])
@@ -555,6 +557,9 @@ check_users(struct check *c)
 			    KV_USER_MAX, u->name, u->keys, u->bytes,
 			    c->ukeys[i], c->ubytes[i]);
 	}
+	if (st->hdr->stores_inuse != holding)
+		complain(c, "stores holding items: counted %u, found %u",
+		    st->hdr->stores_inuse, holding);
 }
 
 /*

@@ -23,9 +23,14 @@
  * very chunk the hand saw: the unlink is an ordinary delete (publish()),
  * with the same crash safety.
  *
+ * When the store to evict from holds no item of the write's class, a
+ * page's worth of its items of any class go, and compaction (alloc.c)
+ * empties a page for the write's class.
+ *
  * Worst case: one eviction sweeps a class's pages twice (the second pass
- * finds the bits the first cleared); a quota's sweeps every page twice.
- * A write of a class in which no eligible store has items is refused.
+ * finds the bits the first cleared); a quota's, and one for a class the
+ * store does not hold, every page twice.  Who is over its share is counted
+ * over the accounts in use at most every CENSUS_MS in each process.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +51,61 @@ struct victims {
 };
 
 /*
+ * The largest stores, as a process last counted them: a count reads every
+ * slot in use, so a process counts at most every CENSUS_MS, and between
+ * counts the bytes of those largest are read again.  How many stores hold
+ * items the header keeps exactly (finish_write(), alloc.c).
+ */
+#define CENSUS_MS	100
+
+static struct census {
+	const struct store *st;
+	uint64_t	 at;		/* ms, CLOCK_MONOTONIC */
+	uint32_t	 n;
+	uint32_t	 id[VICTIMS_MAX];	/* the largest, largest first */
+} census;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+count_stores(struct store *st)
+{
+	struct kv_header *h = st->hdr;
+	struct kv_user *u = users(st);
+	uint64_t big[VICTIMS_MAX], b;
+	uint32_t i, j, k, end = LOAD(&h->users_hwm);
+
+	if (end > h->nusers)
+		end = h->nusers;
+	census.st = st;
+	census.at = now_ms();
+	census.n = 0;
+	for (i = 0; i < end; i++) {
+		if (LOAD(&u[i].keys) == 0)
+			continue;
+		b = LOAD(&u[i].bytes);
+		for (j = 0; j < census.n && big[j] >= b; j++)
+			;
+		if (j == VICTIMS_MAX)
+			continue;
+		k = census.n < VICTIMS_MAX ? census.n++ : VICTIMS_MAX - 1;
+		for (; k > j; k--) {
+			census.id[k] = census.id[k - 1];
+			big[k] = big[k - 1];
+		}
+		census.id[j] = i + 1;
+		big[j] = b;
+	}
+}
+
+/*
  * Stores over their fair share of the arena, furthest over first; the
  * writer counts as a store in use, items or not, so that a newcomer to a
  * full cache gets its share.
@@ -55,32 +115,20 @@ over_share(struct store *st, uint32_t writer, struct victims *v)
 {
 	struct kv_header *h = st->hdr;
 	struct kv_user *u = users(st);
-	uint64_t limit = (uint64_t)h->npages * h->page_size, share, b, o;
-	uint64_t over[VICTIMS_MAX];
-	uint32_t i, j, k, inuse = 0;
+	uint64_t limit = (uint64_t)h->npages * h->page_size, share;
+	uint32_t i, id, inuse;
 
+	if (census.st != st || now_ms() - census.at >= CENSUS_MS)
+		count_stores(st);
+	inuse = LOAD(&h->stores_inuse) + (LOAD(&u[writer - 1].keys) == 0);
 	v->n = 0;
-	for (i = 0; i < h->nusers; i++)
-		if (LOAD(&u[i].keys) != 0 || i + 1 == writer)
-			inuse++;
 	if (inuse == 0)
 		return;
 	share = limit / inuse;
-	for (i = 0; i < h->nusers; i++) {
-		if (LOAD(&u[i].keys) == 0 || (b = LOAD(&u[i].bytes)) <= share)
-			continue;
-		o = b - share;
-		for (j = 0; j < v->n && over[j] >= o; j++)
-			;
-		if (j == VICTIMS_MAX)
-			continue;
-		k = v->n < VICTIMS_MAX ? v->n++ : VICTIMS_MAX - 1;
-		for (; k > j; k--) {
-			v->id[k] = v->id[k - 1];
-			over[k] = over[k - 1];
-		}
-		v->id[j] = i + 1;
-		over[j] = o;
+	for (i = 0; i < census.n; i++) {
+		id = census.id[i];
+		if (LOAD(&u[id - 1].keys) != 0 && LOAD(&u[id - 1].bytes) > share)
+			v->id[v->n++] = id;
 	}
 }
 
@@ -188,7 +236,7 @@ evict_for(struct store *st, uint32_t user, size_t need, int why)
 	struct kv_header *h = st->hdr;
 	struct victims v;
 	uint64_t want;
-	uint32_t i;
+	uint32_t i, target;
 	int cls;
 
 	if (!h->cache_mode || user == 0 || user > h->nusers ||
@@ -196,14 +244,24 @@ evict_for(struct store *st, uint32_t user, size_t need, int why)
 		return 0;
 	want = h->classes[cls].size;
 	if (why == ST_QUOTA)
-		return sweep(st, -1, &h->hand_all, user, want) > 0;
+		return sweep(st, -1, &users(st)[user - 1].hand, user, want) > 0;
 	if (why != ST_FULL)
 		return 0;
 	over_share(st, user, &v);
 	for (i = 0; i < v.n; i++)
 		if (sweep(st, cls, &h->hand[cls], v.id[i], 1) > 0)
 			return 1;
-	if (v.n > 0)
-		return 0;	/* others over their share hold none of it */
-	return sweep(st, cls, &h->hand[cls], user, 1) > 0;
+	target = v.n > 0 ? v.id[0] : user;
+	if (v.n == 0 && sweep(st, cls, &h->hand[cls], user, 1) > 0)
+		return 1;
+	/*
+	 * The store to evict from holds nothing of this class: evict a
+	 * page's worth of its items of any class, so that compaction (the
+	 * caller's next try, alloc.c) can empty a page for this one.
+	 */
+	if (sweep(st, -1, &users(st)[target - 1].hand, target,
+	    h->page_size) == 0)
+		return 0;
+	(void)compact(st, need);
+	return 1;
 }

@@ -19,9 +19,11 @@
  * While exp_next lies in the future nothing linked is absent, so a refused
  * write costs one load, not a walk: a refused write walks the table (O(items
  * + buckets), a stripe lock at a time) only when some expiry has come due
- * since the last pass, which is then raised past now; that is at most once
- * per second in which an expiry falls due, plus one walk per further write
- * refused while such a pass is under way.  A pass raises the bound through
+ * since the last pass, and only one such walk a second in the whole
+ * segment (exp_sync): any client can bring an expiry due (an expiry of 0
+ * seconds, an immediate flush_all), and a write refused for quota or room
+ * must not buy a walk of the whole table every time.  The crawler reclaims
+ * the rest within its budget.  A pass raises the bound through
  * one of the header's KV_EXP_PASSES claims: a claim's low is lowered by
  * every expiry written while the pass runs, so an item written behind the
  * pass, in a stripe it has walked, is not missed.  A pass that finds no
@@ -205,8 +207,14 @@ reclaim_expired(struct store *st, uint32_t user, uint64_t *mine)
 	struct store_crawl p;
 	uint32_t s, now = (uint32_t)time(NULL);
 
+	uint32_t last;
+
 	*mine = 0;
 	if (!exp_due(st, now))
+		return 0;
+	/* One refused write's pass a second, whoever refused it. */
+	last = LOAD(&st->hdr->exp_sync);
+	if (last >= now || !CAS(&st->hdr->exp_sync, last, now))
 		return 0;
 	pass_begin(st, &p, now);
 	p.user = user;

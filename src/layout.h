@@ -46,10 +46,9 @@
  * interrupted critical section.  tx_commit() empties the log in one store.
  */
 struct kv_undo {
-	uint64_t	off;		/* byte offset of the word in the segment,
-					 * which may lie past 4 GiB (-m) */
-	uint32_t	width;		/* 4 or 8 */
-	uint32_t	pad;
+	uint64_t	at;		/* the word's byte offset in the segment
+					 * (it may lie past 4 GiB), | 1 for a
+					 * word of 8 bytes, not 4 */
 	uint64_t	old;
 };
 
@@ -134,7 +133,8 @@ struct kv_user {
 	uint64_t	evictions;	/* its items evicted (cache mode), atomic */
 	uint32_t	next_free;	/* an empty slot's successor on the free
 					 * list (kv_header users_free), 0 = end */
-	uint32_t	pad4;
+	uint32_t	hand;		/* cache mode: where its quota's sweep
+					 * stopped, a ref (evict.c) */
 };
 
 /*
@@ -303,11 +303,14 @@ struct kv_header {
 		uint32_t	pid;	/* the pass's process, 0 = free */
 		uint32_t	low;	/* expiries written since its start */
 	} exp_pass[KV_EXP_PASSES];
+	uint32_t	exp_sync;	/* second of the last refused write's pass */
+	uint32_t	stores_inuse;	/* accounts whose store holds items,
+					 * under the alloc lock (evict.c) */
 	/* cache mode (evict.c): set at creation; the clock hand of each
 	 * class, the chunk (a ref) it stopped at; evictions per class.
 	 * Atomics, no lock. */
 	uint32_t	cache_mode;
-	uint32_t	hand_all;	/* the hand over every page: a ref */
+	uint32_t	pad7;
 	uint32_t	hand[KV_CLASSES_MAX];
 	uint64_t	evicted[KV_CLASSES_MAX];
 };

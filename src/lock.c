@@ -91,12 +91,13 @@ rollback(struct store *st, struct kv_lock *l)
 		n = KV_LOCK_LOG;
 	while (n-- > 0) {
 		struct kv_undo *u = &l->log[n];
-		char *w = st->base + u->off;
+		uint64_t off = u->at & ~(uint64_t)1;
+		unsigned width = u->at & 1 ? 8 : 4;
+		char *w = st->base + off;
 
-		if ((u->width != 4 && u->width != 8) ||
-		    u->off + u->width > st->size || u->off % u->width != 0)
+		if (off + width > st->size || off % width != 0)
 			continue;
-		if (u->width == 8)
+		if (width == 8)
 			STORE((uint64_t *)w, u->old);
 		else
 			STORE((uint32_t *)w, (uint32_t)u->old);
@@ -230,8 +231,8 @@ tx_log(struct store *st, struct kv_lock *l, void *word, uint32_t width,
 
 	if (n >= KV_LOCK_LOG)
 		fatalx("undo log full");
-	l->log[n].off = (uint64_t)((char *)word - st->base);
-	l->log[n].width = width;
+	/* Words are 4-aligned: the low bit is free to say the width. */
+	l->log[n].at = (uint64_t)((char *)word - st->base) | (width == 8);
 	l->log[n].old = old;
 	STORE(&l->nlog, n + 1);
 }

@@ -148,9 +148,10 @@ fail(struct store *st, int kind, const char *what)
 		return;		/* its run is full: fails_of() says the most */
 	if (LOAD(&p->last_fail) < now - FAIL_FORGET)
 		STORE(&p->fails, 0);
-	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
-	STORE(&p->last_fail, now);
+	/* The time first: a count is never read with an older failure's. */
 	STORE(&p->fail_ms, (uint32_t)now_ms());
+	STORE(&p->last_fail, now);
+	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
 }
 
 /*

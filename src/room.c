@@ -30,8 +30,8 @@ make_room(struct store *st, uint32_t user, size_t need, int why)
 	 * (alloc.c; it says whether the class has room, whoever made it). */
 	if (why == ST_FULL && compact(st, need))
 		return 1;
-	/* A cache evicts (evict.c) what neither gave back. */
-	if (all == 0 && st->hdr->cache_mode)
-		return evict_for(st, user, need, why);
+	/* A cache evicts (evict.c) for what neither gave back. */
+	if (st->hdr->cache_mode && evict_for(st, user, need, why))
+		return 1;
 	return all > 0;
 }

@@ -834,3 +834,9 @@ sta() {
 	run -0 st <<<$'get 1 k1\nget 1 k2\ncheck'
 	assert_output $'VALUE 2 v1\nVALUE 2 v2\nclean'
 }
+
+@test "locks: a word 4 GiB past another is rolled back exactly after a death" {
+	: "${UNDOTEST:?UNDOTEST is not set (run the tests with make check)}"
+	run -0 "$UNDOTEST"
+	assert_output 'far 0xaaaa near 0x1111'
+}
