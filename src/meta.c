@@ -52,8 +52,8 @@ create(struct store *st, struct found *f, uint32_t user, const void *key,
 	return ST_OK;
 }
 
-int
-store_mget(struct store *st, uint32_t user, uint32_t gen,
+static int
+mget_once(struct store *st, uint32_t user, uint32_t gen,
     const void *key, size_t klen,
     struct store_mget *m, store_visit visit, void *ctx)
 {
@@ -81,6 +81,8 @@ store_mget(struct store *st, uint32_t user, uint32_t gen,
 		}
 		if ((rc = create(st, &f, user, key, klen, "", 0, m->viv_exp,
 		    m->quota_keys, m->quota_bytes)) != ST_OK) {
+			if (rc == ST_FULL || rc == ST_QUOTA)
+				f.stripe->misses--;	/* tried again */
 			unlock_found(st, &f);
 			return rc;
 		}
@@ -206,8 +208,8 @@ arith_exptime(const struct store_marith *a, uint32_t e)
 	return e;
 }
 
-int
-store_marith(struct store *st, uint32_t user, uint32_t gen,
+static int
+marith_once(struct store *st, uint32_t user, uint32_t gen,
     const void *key, size_t klen,
     struct store_marith *a)
 {
@@ -265,8 +267,14 @@ store_marith(struct store *st, uint32_t user, uint32_t gen,
 	n = snprintf(num, sizeof(num), "%" PRIu64, v);
 	if ((rc = alloc_chunk(st, ITEM_HDR + klen + (size_t)n, &ref)) !=
 	    ST_OK) {
-		if (rc == ST_FULL)
+		if (rc == ST_FULL) {
 			f.stripe->no_memory++;
+			/* tried again */
+			if (a->incr)
+				f.stripe->incr_hits--;
+			else
+				f.stripe->decr_hits--;
+		}
 		goto out;
 	}
 	a->exp_before = old->exptime;
@@ -279,5 +287,41 @@ store_marith(struct store *st, uint32_t user, uint32_t gen,
 	publish(st, &f, user, ref);
 out:
 	unlock_found(st, &f);
+	return rc;
+}
+
+/*
+ * A create (mg N, ma N) or an arithmetic that found no room, or its store
+ * at its quota, is tried again while make_room() frees something, as a
+ * store_put() is: with no stripe held, so that reclaim, compaction and a
+ * cache's eviction can take stripes of their own.
+ */
+int
+store_mget(struct store *st, uint32_t user, uint32_t gen,
+    const void *key, size_t klen,
+    struct store_mget *m, store_visit visit, void *ctx)
+{
+	int rc, tries;
+
+	rc = mget_once(st, user, gen, key, klen, m, visit, ctx);
+	for (tries = 1; (rc == ST_FULL || rc == ST_QUOTA) &&
+	    tries <= ROOM_TRIES && make_room(st, user, ITEM_HDR + klen, rc);
+	    tries++)
+		rc = mget_once(st, user, gen, key, klen, m, visit, ctx);
+	return rc;
+}
+
+int
+store_marith(struct store *st, uint32_t user, uint32_t gen,
+    const void *key, size_t klen,
+    struct store_marith *a)
+{
+	int rc, tries;
+
+	rc = marith_once(st, user, gen, key, klen, a);
+	for (tries = 1; (rc == ST_FULL || rc == ST_QUOTA) &&
+	    tries <= ROOM_TRIES && make_room(st, user, ITEM_HDR + klen + 20,
+	    rc); tries++)
+		rc = marith_once(st, user, gen, key, klen, a);
 	return rc;
 }

@@ -683,8 +683,6 @@ out:
  * so that the try that refuses it counts it (store_no_memory counts
  * writes refused, not writes that made room).
  */
-#define ROOM_TRIES	8
-
 int
 store_put(struct store *st, uint32_t user, uint32_t gen, const void *key,
     size_t klen, const void *val, size_t vlen, const struct store_write *w,

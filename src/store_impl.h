@@ -176,8 +176,9 @@ void	 finish_write(struct store *, struct kv_slot *);
 int	 compact(struct store *, size_t need);
 void	 drain_dead(struct store *, uint32_t pid);
 
-/* room.c */
+/* room.c; a write tries again at most ROOM_TRIES times (store_put()) */
 int	 make_room(struct store *, uint32_t user, size_t need, int why);
+#define ROOM_TRIES	8
 
 /* ---- expiry (expire.c) -------------------------------------------------- */
 

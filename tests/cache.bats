@@ -177,3 +177,10 @@ PY
 	run -0 kv get k
 	assert_output v
 }
+
+@test "-E -q 1 through the meta commands: a create (ma N, mg N) evicts the store's own item too" {
+	mc_start -E -q 1 -B cache
+	run -0 bash -c 'printf "set a 0 0 1\r\n1\r\nma c N0 J5 v\r\nmg d N30 s v\r\nmg a v\r\nmg c v\r\nquit\r\n" |
+	    timeout 10 nc -N 127.0.0.1 "$1" | tr -d "\r"' _ "$MC_PORT"
+	assert_output $'STORED\nVA 1\n5\nVA 0 s0 W\n\nEN\nEN'
+}
