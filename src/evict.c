@@ -65,15 +65,6 @@ static struct census {
 	uint32_t	 id[VICTIMS_MAX];	/* the largest, largest first */
 } census;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 count_stores(struct store *st)
 {
@@ -85,7 +76,7 @@ count_stores(struct store *st)
 	if (end > h->nusers)
 		end = h->nusers;
 	census.st = st;
-	census.at = now_ms();
+	census.at = mono_ms();
 	census.n = 0;
 	for (i = 0; i < end; i++) {
 		if (LOAD(&u[i].keys) == 0)
@@ -118,7 +109,7 @@ over_share(struct store *st, uint32_t writer, struct victims *v)
 	uint64_t limit = (uint64_t)h->npages * h->page_size, share;
 	uint32_t i, id, inuse;
 
-	if (census.st != st || now_ms() - census.at >= CENSUS_MS)
+	if (census.st != st || mono_ms() - census.at >= CENSUS_MS)
 		count_stores(st);
 	inuse = LOAD(&h->stores_inuse) + (LOAD(&u[writer - 1].keys) == 0);
 	v->n = 0;

@@ -32,8 +32,9 @@
 #define CAS(p, o, n)	__atomic_compare_exchange_n((p), &(o), (n), 0, \
 			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
-static uint64_t
-now_ms(void)
+/* CLOCK_MONOTONIC in ms: one clock for every process of the machine. */
+uint64_t
+mono_ms(void)
 {
 	struct timespec ts;
 
@@ -129,11 +130,11 @@ takeover(struct store *st, struct kv_lock *l, struct window *w)
 	}
 	seq = LOAD(&l->seq);
 	if (w->since == 0 || seq != w->seq) {
-		w->since = now_ms();
+		w->since = mono_ms();
 		w->seq = seq;
 		return 0;
 	}
-	if (now_ms() - w->since < LOCK_WINDOW_GRACE_MS)
+	if (mono_ms() - w->since < LOCK_WINDOW_GRACE_MS)
 		return 0;
 	off = (uint32_t)((char *)l - st->base);
 	slots = registry_slots(st);

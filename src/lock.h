@@ -15,6 +15,8 @@
  * process that wanted it is presumed to have died inside the entry window. */
 #define LOCK_WINDOW_GRACE_MS	400
 
+/* CLOCK_MONOTONIC in milliseconds, the same for every process. */
+uint64_t mono_ms(void);
 int	lock_init(struct kv_lock *);
 void	lock_acquire(struct store *, struct kv_lock *);
 void	lock_release(struct store *, struct kv_lock *);

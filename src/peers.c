@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "lock.h"
 #include "store.h"
 #include "store_impl.h"
 
@@ -136,8 +137,6 @@ fails_of(struct store *st, int kind, const char *what)
 	return LOAD(&p->fails);
 }
 
-static uint64_t	now_ms(void);
-
 static void
 fail(struct store *st, int kind, const char *what)
 {
@@ -149,7 +148,7 @@ fail(struct store *st, int kind, const char *what)
 	if (LOAD(&p->last_fail) < now - FAIL_FORGET)
 		STORE(&p->fails, 0);
 	/* The time first: a count is never read with an older failure's. */
-	STORE(&p->fail_ms, (uint32_t)now_ms());
+	STORE(&p->fail_ms, (uint32_t)mono_ms());
 	STORE(&p->last_fail, now);
 	__atomic_add_fetch(&p->fails, 1, __ATOMIC_RELAXED);
 }
@@ -171,7 +170,7 @@ fail_age(struct store *st, int kind, const char *what)
 		    STORE_AGE_NONE;
 	if (fails_of(st, kind, what) == 0)
 		return STORE_AGE_NONE;
-	age = (uint32_t)now_ms() - LOAD(&p->fail_ms);
+	age = (uint32_t)mono_ms() - LOAD(&p->fail_ms);
 	return age >= STORE_AGE_UNKNOWN ? STORE_AGE_UNKNOWN - 1 : age;
 }
 
@@ -214,15 +213,6 @@ store_name_fail(struct store *st, const char *name, int reset)
 		STORE(&p->fails, 0);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int
 gone(uint32_t pid)
 {
@@ -243,7 +233,7 @@ store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
 	struct kv_peer *p = peer_entry(st, 0, addr, 1);
 	struct timespec nap = { 0, 100 * 1000000L };
 	uint32_t me = (uint32_t)getpid(), held, none;
-	uint64_t start = now_ms();
+	uint64_t start = mono_ms();
 
 	if (p == NULL)
 		return 1;	/* its run is full: it pays the longest delay */
@@ -256,7 +246,7 @@ store_peer_login_begin(struct store *st, const char *addr, unsigned wait_ms,
 			return 1;
 		if (gone(held) && CAS(&p->busy, held, me))
 			return 1;
-		if (now_ms() - start >= wait_ms || (stop != NULL && *stop))
+		if (mono_ms() - start >= wait_ms || (stop != NULL && *stop))
 			return 0;
 		syscall(SYS_futex, &p->busy, FUTEX_WAIT, held, &nap, NULL, 0);
 	}
