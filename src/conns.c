@@ -8,8 +8,14 @@
  * then counts the entries of its address, itself included; over a limit it
  * gives its entry back and is refused.  Two connections racing for the last
  * place may both be refused, never both admitted.  An entry names the
- * serving process; one whose process is gone (killed, say) is cleared by
- * whoever counts it next, so a SIGKILL gives its count back.
+ * serving process; one whose process is gone (killed, say) still counts
+ * until a connection of its address would be refused: then the entries of
+ * the address are counted again, and those of dead processes cleared, so
+ * that a SIGKILL gives its count back; and the master's repair of a dead
+ * child clears its entries at once (store_conn_forget()).  The admitted
+ * connection, by far the common case, costs no system call: asking the
+ * kernel about every process of the address (kill(pid, 0)) cost a
+ * connection from a busy address tens of them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -45,14 +51,55 @@ process_gone(uint32_t pid)
 	return pid != 0 && kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
+/*
+ * The entries of the key, the one at mine included, and of those the
+ * ones not logged in.  reap: clear the entries of dead processes first
+ * (never our own, nor another of our pid's: an event worker serves many).
+ */
+static void
+count_addr(struct kv_conn *t, uint32_t n, uint64_t key, uint32_t mine,
+    int logged_in, uint32_t self, int reap, unsigned *total,
+    unsigned *waiting)
+{
+	uint32_t i, pid;
+	uint64_t w;
+
+	*total = *waiting = 0;
+	for (i = 0; i < n; i++) {
+		w = LOAD(&t[i].who);
+		if ((w & ~0xffffffffULL) != key)
+			continue;
+		pid = (uint32_t)w;
+		if (reap && i != mine && pid != self && process_gone(pid)) {
+			CAS(&t[i].who, w, 0);
+			continue;
+		}
+		(*total)++;
+		if (i == mine ? !logged_in : !LOAD(&t[i].logged_in))
+			(*waiting)++;
+	}
+}
+
+static int
+over(unsigned total, unsigned waiting, int logged_in, unsigned per_addr,
+    unsigned per_prelogin)
+{
+	if (per_addr > 0 && total > per_addr)
+		return STORE_CONN_ADDR;
+	if (!logged_in && per_prelogin > 0 && waiting > per_prelogin)
+		return STORE_CONN_PRELOGIN;
+	return STORE_CONN_OK;
+}
+
 int
 store_conn_claim(struct store *st, const char *addr, int logged_in,
     unsigned per_addr, unsigned per_prelogin, uint32_t *slot)
 {
 	struct kv_conn *t = conns(st);
 	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), i, at, mine;
-	uint64_t key = addr_key(st, addr), me = key | pid, w, zero;
-	unsigned total = 0, waiting = 0;
+	uint64_t key = addr_key(st, addr), me = key | pid, zero;
+	unsigned total, waiting;
+	int rc;
 
 	*slot = 0;
 	if (per_addr == 0 && per_prelogin == 0)
@@ -68,30 +115,18 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 	}
 	if (mine == n)
 		return STORE_CONN_OK;	/* more connections than processes? */
-	for (i = 0; i < n; i++) {
-		w = LOAD(&t[i].who);
-		if ((w & ~0xffffffffULL) != key)
-			continue;
-		if (i != mine && process_gone((uint32_t)w)) {
-			CAS(&t[i].who, w, 0);
-			continue;
-		}
-		total++;
-		if (i == mine ? !logged_in : !LOAD(&t[i].logged_in))
-			waiting++;
-	}
 	*slot = mine + 1;
-	if (per_addr > 0 && total > per_addr) {
-		store_conn_release(st, *slot);
-		*slot = 0;
-		return STORE_CONN_ADDR;
-	}
-	if (!logged_in && per_prelogin > 0 && waiting > per_prelogin) {
-		store_conn_release(st, *slot);
-		*slot = 0;
-		return STORE_CONN_PRELOGIN;
-	}
-	return STORE_CONN_OK;
+	count_addr(t, n, key, mine, logged_in, pid, 0, &total, &waiting);
+	if (over(total, waiting, logged_in, per_addr, per_prelogin) == 0)
+		return STORE_CONN_OK;
+	/* Over: the dead do not count. */
+	count_addr(t, n, key, mine, logged_in, pid, 1, &total, &waiting);
+	if ((rc = over(total, waiting, logged_in, per_addr, per_prelogin)) ==
+	    STORE_CONN_OK)
+		return STORE_CONN_OK;
+	store_conn_release(st, *slot);
+	*slot = 0;
+	return rc;
 }
 
 void
@@ -108,4 +143,21 @@ store_conn_release(struct store *st, uint32_t slot)
 		return;
 	STORE(&conns(st)[slot - 1].logged_in, 0);
 	STORE(&conns(st)[slot - 1].who, 0);
+}
+
+/* A process died (the master's repair): the entries it held are free. */
+void
+store_conn_forget(struct store *st, uint32_t pid)
+{
+	struct kv_conn *t = conns(st);
+	uint32_t i, n = st->hdr->nconns;
+	uint64_t w;
+
+	if (!process_gone(pid))
+		return;		/* its pid is another's already */
+	for (i = 0; i < n; i++) {
+		w = LOAD(&t[i].who);
+		if (w != 0 && (uint32_t)w == pid && CAS(&t[i].who, w, 0))
+			STORE(&t[i].logged_in, 0);
+	}
 }

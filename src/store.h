@@ -294,6 +294,7 @@ int	 store_conn_claim(struct store *, const char *addr, int logged_in,
 	    unsigned per_addr, unsigned per_prelogin, uint32_t *slot);
 void	 store_conn_login(struct store *, uint32_t slot);
 void	 store_conn_release(struct store *, uint32_t slot);
+void	 store_conn_forget(struct store *, uint32_t pid);
 
 int	 store_check(struct store *, FILE *report);
 
