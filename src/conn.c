@@ -427,7 +427,8 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			if (c->closing || (c->eof && !c->more && !c->paused &&
 			    !c->yield)) {
 				c->rc = 0;
-				linger(c);
+				if (!c->eof)
+					linger(c);	/* we close first */
 				return 0;
 			}
 			if (c->more && !c->paused)

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -494,19 +495,22 @@ static void
 take(int li, uint64_t now)
 {
 	char peer[NET_NAME_MAX];
+	struct sockaddr_storage ss;
 	struct ev_conn *e;
+	socklen_t sslen;
 	int fd, n;
 
 	for (n = 0; n < ACCEPT_BURST; n++) {
-		fd = accept4(mc->lfd[li], NULL, NULL, SOCK_CLOEXEC |
-		    SOCK_NONBLOCK);
+		sslen = sizeof(ss);
+		fd = accept4(mc->lfd[li], (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
 			return;
 		}
-		net_peer(fd, peer, sizeof(peer));
+		net_peer_name(&ss, sslen, peer, sizeof(peer));
 		if (nconns >= maxconns || total_conns() >= mc->maxconn ||
 		    (e = calloc(1, sizeof(*e))) == NULL) {
 			log_warnx("busy: refused %s at %d/%d", peer,
@@ -599,6 +603,12 @@ event_worker(struct master_config *m)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (store_attach_process(mc->conn->store) == -1)
 		_exit(1);
+	/*
+	 * Every connection takes and gives back its buffers (64 KiB to read
+	 * into): without this, a connection per request trims the heap and
+	 * grows it again (brk) at every other connection.
+	 */
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 	maxconns = mc->maxconn;
 	if ((conns = calloc((size_t)maxconns, sizeof(*conns))) == NULL ||
 	    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1)

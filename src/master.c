@@ -164,7 +164,9 @@ static void
 spare_main(struct master_config *mc)
 {
 	struct pollfd pfd[MASTER_MAX_LISTEN];
+	struct sockaddr_storage ss;
 	struct busy_note note;
+	socklen_t sslen;
 	int i, j, fd;
 
 	child_signals();
@@ -193,7 +195,9 @@ spare_main(struct master_config *mc)
 			if (mc->nlfd > 1 && !(pfd[i].revents & POLLIN))
 				continue;
 			/* Listeners are non-blocking: another spare may win. */
-			fd = accept4(mc->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			sslen = sizeof(ss);
+			fd = accept4(mc->lfd[i], (struct sockaddr *)&ss,
+			    &sslen, SOCK_CLOEXEC);
 			if (fd == -1) {
 				if (mc->nlfd == 1 && errno == EAGAIN) {
 					poll(pfd, 1, SPARE_POLL_MS);
@@ -203,7 +207,8 @@ spare_main(struct master_config *mc)
 			prctl(PR_SET_PDEATHSIG, 0);
 			memset(&note, 0, sizeof(note));
 			note.pid = getpid();
-			net_peer(fd, note.peer, sizeof(note.peer));
+			net_peer_name(&ss, sslen, note.peer,
+			    sizeof(note.peer));
 			(void)!write(busy_pipe[1], &note, sizeof(note));
 			close(busy_pipe[1]);
 			for (j = 0; j < mc->nlfd; j++)
@@ -442,15 +447,19 @@ static void
 accept_one(struct master_config *mc, int li)
 {
 	char peer[NET_NAME_MAX];
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	pid_t pid;
 	int fd, i;
 
-	if ((fd = accept4(mc->lfd[li], NULL, NULL, SOCK_CLOEXEC)) == -1) {
+	sslen = sizeof(ss);
+	if ((fd = accept4(mc->lfd[li], (struct sockaddr *)&ss, &sslen,
+	    SOCK_CLOEXEC)) == -1) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			log_warn("accept");
 		return;
 	}
-	net_peer(fd, peer, sizeof(peer));
+	net_peer_name(&ss, sslen, peer, sizeof(peer));
 	if (nchildren >= mc->maxconn) {
 		log_warnx("busy: refused %s at %d/%d", peer, nbusy,
 		    mc->maxconn);

@@ -18,12 +18,35 @@
 
 #include "net.h"
 
+/*
+ * The numeric address and port.  inet_ntop(3) for the common cases, as
+ * it is cheaper than getnameinfo(3) on every new connection; getnameinfo
+ * for the rest (a scoped IPv6 address, say, which it writes with its
+ * zone).
+ */
 static int
 name_of(const struct sockaddr_storage *ss, socklen_t len, char *addr,
     size_t addrlen, int *port)
 {
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
 	char serv[16];
 
+	if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(*in4)) {
+		if (inet_ntop(AF_INET, &in4->sin_addr, addr,
+		    (socklen_t)addrlen) == NULL)
+			return -1;
+		*port = ntohs(in4->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6 && len >= (socklen_t)sizeof(*in6) &&
+	    in6->sin6_scope_id == 0) {
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, addr,
+		    (socklen_t)addrlen) == NULL)
+			return -1;
+		*port = ntohs(in6->sin6_port);
+		return 0;
+	}
 	if (getnameinfo((const struct sockaddr *)ss, len, addr, (socklen_t)addrlen,
 	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 		return -1;
@@ -113,11 +136,21 @@ net_peer(int fd, char *out, size_t outlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		len = 0;
+	return net_peer_name(&ss, len, out, outlen);
+}
+
+/* "ADDRESS port N" of an address accept(2) gave (len 0: unknown). */
+int
+net_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out,
+    size_t outlen)
+{
 	char addr[64];
 	int port;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1 ||
-	    name_of(&ss, len, addr, sizeof(addr), &port) == -1) {
+	if (len == 0 || name_of(ss, len, addr, sizeof(addr), &port) == -1) {
 		snprintf(out, outlen, "unknown port 0");
 		return -1;
 	}
