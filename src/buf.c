@@ -35,7 +35,7 @@ buf_reserve(struct buf *b, size_t more)
 }
 
 void
-buf_append(struct buf *b, const void *p, size_t n)
+buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	buf_reserve(b, n);
 	if (n > 0)
@@ -47,6 +47,19 @@ void
 buf_appendstr(struct buf *b, const char *s)
 {
 	buf_append(b, s, strlen(s));
+}
+
+/* Decimal, without printf: the numbers of every reply to a get. */
+void
+buf_append_u64(struct buf *b, uint64_t v)
+{
+	char d[20], *p = d + sizeof(d);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	buf_append(b, p, (size_t)(d + sizeof(d) - p));
 }
 
 void

@@ -11,6 +11,7 @@
  * line, which is handed over key by key as it arrives.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kvstore.h"
@@ -850,7 +851,9 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	const char *lf;
 	size_t len, nt, used;
 
-	memset(r, 0, sizeof(*r));
+	/* All but the decoded meta key: 250 bytes cleared per request. */
+	memset(r, 0, offsetof(struct mc_request, meta) +
+	    offsetof(struct mc_meta, key));
 	if (ps->in_get)
 		return next_key(ps, p, avail, r);
 	if (avail > 0 && (unsigned char)p[0] == 0x80) {

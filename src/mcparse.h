@@ -80,6 +80,8 @@ struct mc_meta {
 	uint64_t	 delta;		/* D, 1 when absent */
 	const char	*raw;		/* the key as sent (me shows it) */
 	size_t		 rawlen;
+	/* Last: mc_parse() clears all before it, as this is written
+	 * before it is read. */
 	char		 key[KV_KEY_MAX];	/* a b key, decoded */
 };
 
@@ -104,7 +106,6 @@ struct mc_request {
 	const char	*data;		/* storage: vlen bytes, then CRLF */
 	int		 too_large;	/* storage: data over the limit, dropped */
 	int		 bad_chunk;	/* storage: the data's CRLF is missing */
-	struct mc_meta	 meta;		/* mg, ms, md, ma, me */
 	enum mc_stats	 stats;
 	int		 crawler;	/* enum mc_crawler */
 	uint64_t	 classes;	/* metadump: bit n-1 for class n */
@@ -113,6 +114,7 @@ struct mc_request {
 	size_t		 consumed;	/* bytes of the buffer done with */
 	uint64_t	 discard;	/* then this many more, as they come */
 	int		 skip_line;	/* then up to and with the next LF */
+	struct mc_meta	 meta;		/* mg, ms, md, ma, me; last */
 };
 
 int	mc_parse(struct mc_parser *, const char *buf, size_t len,

@@ -205,11 +205,15 @@ emit_value(void *ctx, const struct item_view *v)
 	buf_reserve(&c->ob, v->klen + v->vlen + 64);
 	buf_append(&c->ob, "VALUE ", 6);
 	buf_append(&c->ob, v->key, v->klen);
-	if (c->mc.get_cas)
-		buf_printf(&c->ob, " %" PRIu32 " %zu %" PRIu64 "\r\n", v->flags,
-		    v->vlen, v->cas);
-	else
-		buf_printf(&c->ob, " %" PRIu32 " %zu\r\n", v->flags, v->vlen);
+	buf_append(&c->ob, " ", 1);
+	buf_append_u64(&c->ob, v->flags);
+	buf_append(&c->ob, " ", 1);
+	buf_append_u64(&c->ob, v->vlen);
+	if (c->mc.get_cas) {
+		buf_append(&c->ob, " ", 1);
+		buf_append_u64(&c->ob, v->cas);
+	}
+	buf_append(&c->ob, "\r\n", 2);
 	buf_append(&c->ob, v->value, v->vlen);
 	buf_append(&c->ob, "\r\n", 2);
 }

@@ -101,7 +101,9 @@ emit_value(void *ctx, const struct item_view *v)
 	struct conn *c = ctx;
 
 	buf_reserve(&c->ob, v->vlen + 32);
-	buf_printf(&c->ob, "VALUE %zu\r\n", v->vlen);
+	buf_append(&c->ob, "VALUE ", 6);
+	buf_append_u64(&c->ob, v->vlen);
+	buf_append(&c->ob, "\r\n", 2);
 	buf_append(&c->ob, v->value, v->vlen);
 	buf_append(&c->ob, "\r\n", 2);
 }
@@ -112,7 +114,11 @@ emit_value_cas(void *ctx, const struct item_view *v)
 	struct conn *c = ctx;
 
 	buf_reserve(&c->ob, v->vlen + 48);
-	buf_printf(&c->ob, "VALUE %zu %" PRIu64 "\r\n", v->vlen, v->cas);
+	buf_append(&c->ob, "VALUE ", 6);
+	buf_append_u64(&c->ob, v->vlen);
+	buf_append(&c->ob, " ", 1);
+	buf_append_u64(&c->ob, v->cas);
+	buf_append(&c->ob, "\r\n", 2);
 	buf_append(&c->ob, v->value, v->vlen);
 	buf_append(&c->ob, "\r\n", 2);
 }
