@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,14 +222,40 @@ map_segment(struct store *st, char *err, size_t errlen)
 		return -1;
 	}
 	/*
-	 * Huge pages where the kernel gives them to shared memory
-	 * (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
-	 * "always"): a large table then costs far fewer TLB misses and page
-	 * faults per process.  Elsewhere this is a no-op.
+	 * Huge pages where the kernel gives them to the segment's file (a
+	 * /dev/shm mounted huge=advise or huge=always, or shmem_enabled
+	 * "force"): a large table then costs far fewer TLB misses, and each
+	 * new process far fewer page faults.  Elsewhere this is a no-op.
 	 */
 	(void)madvise(st->base, st->size, MADV_HUGEPAGE);
 	st->hdr = (struct kv_header *)(void *)st->base;
 	return 0;
+}
+
+/*
+ * The segment's memory, allocated now; an errno value when there is no
+ * room.  Room is looked at first, as posix_fallocate() does: filling
+ * memory page by page up to a limit as large as the machine's memory
+ * would wake the OOM killer before it failed.  A failed populate gives
+ * back what it took.
+ */
+static int
+reserve(struct store *st)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(st->fd, &sv) == 0 && sv.f_blocks > 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < st->size)
+		return ENOSPC;
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(st->base, st->size, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL) {
+		(void)ftruncate(st->fd, 0);
+		return ENOSPC;
+	}
+#endif
+	return posix_fallocate(st->fd, 0, (off_t)st->size);	/* Linux < 5.14 */
 }
 
 /* Why plan() refused: say what would fit, as flags. */
@@ -308,16 +335,22 @@ create_segment(struct store *st, const struct store_geometry *g, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	/* Reserve the memory now: no room in /dev/shm is an error here, not
-	 * a SIGBUS in some child much later. */
-	if ((e = posix_fallocate(st->fd, 0, (off_t)g->size)) != 0) {
+	if (map_segment(st, err, errlen) == -1)
+		return -1;
+	/*
+	 * Reserve the memory now: no room in /dev/shm is an error here, not
+	 * a SIGBUS in some child much later.  Through the mapping, which
+	 * asked for huge pages, where the kernel can (Linux 5.14): the
+	 * pages posix_fallocate() gives a file are never huge on a tmpfs
+	 * mounted huge=advise, and a 2 MiB range holding one small page
+	 * never becomes a huge one.
+	 */
+	if ((e = reserve(st)) != 0) {
 		snprintf(err, errlen, "cannot reserve %" PRIu64 " MiB for "
 		    "segment %s in /dev/shm: %s", g->size >> 20, st->name,
 		    strerror(e));
 		return -1;
 	}
-	if (map_segment(st, err, errlen) == -1)
-		return -1;
 	if (init_segment(st, &h) == -1) {
 		snprintf(err, errlen, "sem_init: %s", strerror(errno));
 		return -1;

@@ -52,9 +52,34 @@ bench_cleanup() {
 	if [[ -n $KV_SEG ]]; then
 		KV_SEG=
 	fi
+	bench_huge_restore
 	rm -rf "$BENCH_TMP"
 }
 trap bench_cleanup EXIT
+
+# BENCH_HUGE=1 (root only): /dev/shm remounted huge=advise for the run, so
+# that kvstored's segment is made of 2 MiB pages (kvstored(8), ENGINES),
+# and its huge= option put back on exit.  Before any server starts.
+BENCH_HUGE_WAS=
+bench_huge() {
+	local opts
+
+	[[ ${BENCH_HUGE:-0} == 1 ]] || return 0
+	((EUID == 0)) || bench_die "BENCH_HUGE=1 needs root (mount -o remount)"
+	opts=$(awk '$2 == "/dev/shm" { print $4 }' /proc/mounts | tail -n 1)
+	BENCH_HUGE_WAS=never
+	[[ $opts =~ (^|,)huge=([a-z_]+) ]] && BENCH_HUGE_WAS=${BASH_REMATCH[2]}
+	mount -o remount,huge=advise /dev/shm ||
+	    bench_die "cannot remount /dev/shm huge=advise"
+	bench_note "/dev/shm remounted huge=advise (was huge=$BENCH_HUGE_WAS)"
+}
+
+bench_huge_restore() {
+	[[ -n $BENCH_HUGE_WAS ]] || return 0
+	mount -o remount,huge="$BENCH_HUGE_WAS" /dev/shm &&
+	    bench_note "/dev/shm huge=$BENCH_HUGE_WAS again"
+	BENCH_HUGE_WAS=
+}
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -37,6 +37,9 @@
 #	BENCH_CPR_CONNS (50)	concurrent clients in the connect-per-request row
 #	BENCH_ROUNDS (1)	repeat each cell, report the median (by ops/s)
 #	BENCH_RATIO (1:10)	set:get   BENCH_VALUE (32)  BENCH_KEY (16)
+#	BENCH_HUGE (0)		1, as root: /dev/shm remounted huge=advise for
+#				the run (kvstored's segment in 2 MiB pages),
+#				its huge= option put back after
 #	KVSTORED KVBENCH CEILING MEMCACHED REDIS_SERVER	program paths
 set -u
 . "$(dirname "$0")/benchlib.sh"
@@ -80,6 +83,7 @@ BENCH_SEGMENT_MB=${BENCH_SEGMENT_MB:-$auto_mb}
 BENCH_MEMCACHED_MB=${BENCH_MEMCACHED_MB:-$auto_mb}
 
 bench_tool KVBENCH kvbench
+bench_huge
 if ((want_event)); then
 	bench_start_kvstored "$BENCH_SEGMENT_MB" event -e event \
 	    ${BENCH_WORKERS:+-w "$BENCH_WORKERS"}
