@@ -481,6 +481,36 @@ d"
 	echo "# requested_mib=$mib shm_mib=$((total / 1024))" >&3
 }
 
+@test "faults: where /dev/shm gives huge pages (a tmpfs mounted huge=advise), the segment is made of them" {
+	local wrap=$BATS_TEST_TMPDIR/kvstored-huge kib
+	local thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+
+	[[ $(id -u) -eq 0 ]] ||
+	    skip "needs root: a tmpfs of its own, mounted huge=advise"
+	[[ -e $thp ]] ||
+	    skip "this kernel gives no transparent huge pages to shared memory"
+	if grep -q '\[deny\]' "$thp"; then
+		skip "$thp says deny"
+	fi
+	# The daemon in a mount namespace of its own, with a /dev/shm that
+	# gives huge pages where a mapping asks for them (MADV_HUGEPAGE).
+	printf '%s\n' '#!/bin/sh' \
+	    'exec unshare -m --propagation private sh -c '\''mount -t tmpfs -o size=64m,huge=advise kvt-huge /dev/shm && exec "$@"'\'' _ "$KVT_REAL" "$@"' \
+	    >"$wrap"
+	chmod +x "$wrap"
+	KVT_REAL=$KVSTORED KVSTORED=$wrap kv_start -m 32
+	run kv put k v get k
+	assert_success
+	assert_output v
+	# The master reserved the segment through its mapping: 2 MiB pages,
+	# mapped whole (posix_fallocate's pages would all be small: 0).
+	kib=$(awk -v seg="/dev/shm/${KV_SHM#/}" '
+	    $1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { on = index($0, seg) > 0; next }
+	    on && $1 == "ShmemPmdMapped:" { print $2 }' "/proc/$KV_PID/smaps")
+	echo "# shmem_pmd_mapped_kib=$kib" >&3
+	[ "${kib:-0}" -ge 2048 ]
+}
+
 # ---- hostile input -------------------------------------------------------
 
 FL_TRIED=0
