@@ -322,14 +322,18 @@ nearest(uint64_t at, uint64_t *wake)
 		*wake = at;
 }
 
-/* Send our end first, and read what has come, so a close is not a reset. */
+/*
+ * Send our end first, and read what has come, so a close is not a reset:
+ * unless the peer has ended its side (eof), when there is nothing to read.
+ * The end goes out even while another process holds the socket.
+ */
 static void
 linger(struct conn *c)
 {
 	char junk[4096];
 	int n;
 
-	if (shutdown(c->out, SHUT_WR) == -1)
+	if (shutdown(c->out, SHUT_WR) == -1 || c->eof)
 		return;		/* not a socket: inetd's pipes, say */
 	for (n = 0; n < 16 && recv(c->in, junk, sizeof(junk), MSG_DONTWAIT) > 0;
 	    n++)
@@ -427,8 +431,7 @@ conn_step(struct conn *c, int readable, uint64_t now)
 			if (c->closing || (c->eof && !c->more && !c->paused &&
 			    !c->yield)) {
 				c->rc = 0;
-				if (!c->eof)
-					linger(c);	/* we close first */
+				linger(c);
 				return 0;
 			}
 			if (c->more && !c->paused)

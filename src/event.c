@@ -168,7 +168,7 @@ watch(int fd, uint32_t events, uint64_t tag)
 static void
 helper_start(int i)
 {
-	int sv[2];
+	int sv[2], j;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
@@ -184,6 +184,19 @@ helper_start(int i)
 		return;
 	}
 	if (pid == 0) {
+		/*
+		 * A helper started again later was forked with the
+		 * worker's connections, its epoll and the other helpers'
+		 * sockets open: holding them, it would keep a connection
+		 * the worker closed from ending (no FIN) for its lifetime.
+		 */
+		for (j = 0; j < nconns; j++)
+			close(conns[j]->c.in);
+		for (j = 0; j < HELPERS; j++)
+			if (j != i && helpers[j].fd != -1)
+				close(helpers[j].fd);
+		if (ep != -1)
+			close(ep);
 		close(sv[0]);
 		helper_main(sv[1]);
 	}

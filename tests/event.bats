@@ -174,3 +174,66 @@ workers() {
 	echo "# bob logged in in $dt ms behind 10 throttled guesses" >&3
 	((dt < 1500))
 }
+
+# sockets PID: how many sockets, and epoll instances, the process holds.
+sockets() {
+	find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
+	    grep -Ec '^socket:|eventpoll'
+}
+
+@test "event engine: a login helper started again holds none of the worker's connections; a half-closed client gets its reply and the end" {
+	local w old new h i
+	kv_start -e event -w 1
+	kv_wait_log ': worker: pid [0-9]+$'
+	w=$(workers | tail -1)
+	for ((i = 0; i < 100; i++)); do
+		[ "$(pgrep -P "$w" | wc -l)" -eq 2 ] && break
+		sleep 0.05
+	done
+	old=$(pgrep -P "$w" | sort -n | tr '\n' ' ')
+	[ "$(wc -w <<<"$old")" -eq 2 ]
+	# A client the worker serves while one of its helpers is started
+	# again; then it asks, half-closes, and reads to the end.
+	run timeout 20 python3 - "$KV_PORT" "$w" "${old%% *}" <<'EOF'
+import os, socket, subprocess, sys, time
+port, worker, helper = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+s.sendall(b"ping\r\n")
+assert s.recv(100) == b"PONG\r\n"
+os.kill(helper, 9)
+for _ in range(200):
+    kids = subprocess.run(["pgrep", "-P", worker], capture_output=True,
+                          text=True).stdout.split()
+    if len(kids) == 2 and str(helper) not in kids:
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("no new helper")
+new = [k for k in kids if k != str(helper)]
+print("helpers", " ".join(sorted(new)))
+s.sendall(b"ping\r\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+try:
+    while True:
+        b = s.recv(100)
+        if not b:
+            print("reply", got.decode().strip(), "then EOF")
+            break
+        got += b
+except socket.timeout:
+    print("reply", got.decode().strip(), "then no EOF in 5 s")
+EOF
+	echo "$output"
+	assert_success
+	assert_line "reply PONG then EOF"
+	# The new helper holds its own socket only: no connection of the
+	# worker's, no other helper's, not the worker's epoll.
+	new=$(sed -n 's/^helpers //p' <<<"$output")
+	for h in $new; do
+		[[ " $old " == *" $h "* ]] && continue
+		echo "# helper $h holds $(sockets "$h") sockets" >&3
+		[ "$(sockets "$h")" -eq 1 ]
+	done
+}
