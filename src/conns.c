@@ -20,9 +20,13 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "store_impl.h"
+
+static time_t full_said;	/* the last "table is full" warning */
 
 static inline struct kv_conn *
 conns(struct store *st)
@@ -52,6 +56,17 @@ process_gone(uint32_t pid)
 }
 
 /*
+ * Give back an entry of a dead process.  Its logged_in first: once who is
+ * 0 the entry may be another's at once.
+ */
+static void
+free_dead(struct kv_conn *e, uint64_t w)
+{
+	STORE(&e->logged_in, 0);
+	CAS(&e->who, w, 0);
+}
+
+/*
  * The entries of the key, the one at mine included, and of those the
  * ones not logged in.  reap: clear the entries of dead processes first
  * (never our own, nor another of our pid's: an event worker serves many).
@@ -71,7 +86,7 @@ count_addr(struct kv_conn *t, uint32_t n, uint64_t key, uint32_t mine,
 			continue;
 		pid = (uint32_t)w;
 		if (reap && i != mine && pid != self && process_gone(pid)) {
-			CAS(&t[i].who, w, 0);
+			free_dead(&t[i], w);
 			continue;
 		}
 		(*total)++;
@@ -99,22 +114,37 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), i, at, mine;
 	uint64_t key = addr_key(st, addr), me = key | pid, zero;
 	unsigned total, waiting;
-	int rc;
+	int rc, pass;
 
 	*slot = 0;
 	if (per_addr == 0 && per_prelogin == 0)
 		return STORE_CONN_OK;
-	mine = n;
-	for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
-		zero = 0;
-		if (LOAD(&t[at].who) == 0 && CAS(&t[at].who, zero, me)) {
-			STORE(&t[at].logged_in, (uint32_t)(logged_in != 0));
-			mine = at;
-			break;
+	for (pass = 0, mine = n; pass < 2 && mine == n; pass++) {
+		/* Full: the entries of dead processes are free, then look
+		 * again. */
+		if (pass == 1)
+			store_conn_sweep(st);
+		for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
+			zero = 0;
+			if (LOAD(&t[at].who) == 0 &&
+			    CAS(&t[at].who, zero, me)) {
+				STORE(&t[at].logged_in,
+				    (uint32_t)(logged_in != 0));
+				mine = at;
+				break;
+			}
 		}
 	}
-	if (mine == n)
-		return STORE_CONN_OK;	/* more connections than processes? */
+	if (mine == n) {
+		/* As many live connections as entries: served, not counted
+		 * (kvstored(8), CAVEATS); said once a minute. */
+		if (time(NULL) - full_said >= 60) {
+			full_said = time(NULL);
+			log_warnx("limit: the per-address table is full (%u "
+			    "connections): -H and -U do not count %s", n, addr);
+		}
+		return STORE_CONN_OK;
+	}
 	*slot = mine + 1;
 	count_addr(t, n, key, mine, logged_in, pid, 0, &total, &waiting);
 	if (over(total, waiting, logged_in, per_addr, per_prelogin) == 0)
@@ -145,7 +175,7 @@ store_conn_release(struct store *st, uint32_t slot)
 	STORE(&conns(st)[slot - 1].who, 0);
 }
 
-/* A process died (the master's repair): the entries it held are free. */
+/* A process died (the master saw it end): the entries it held are free. */
 void
 store_conn_forget(struct store *st, uint32_t pid)
 {
@@ -153,11 +183,33 @@ store_conn_forget(struct store *st, uint32_t pid)
 	uint32_t i, n = st->hdr->nconns;
 	uint64_t w;
 
-	if (!process_gone(pid))
+	if (pid == 0 || !process_gone(pid))
 		return;		/* its pid is another's already */
 	for (i = 0; i < n; i++) {
 		w = LOAD(&t[i].who);
-		if (w != 0 && (uint32_t)w == pid && CAS(&t[i].who, w, 0))
-			STORE(&t[i].logged_in, 0);
+		if (w != 0 && (uint32_t)w == pid)
+			free_dead(&t[i], w);
+	}
+}
+
+/*
+ * Every entry of a dead process freed: at a start (processes may have died
+ * with no master of ours watching), and when the table is full.
+ */
+void
+store_conn_sweep(struct store *st)
+{
+	struct kv_conn *t = conns(st);
+	uint32_t i, n = st->hdr->nconns, alive = 0;
+	uint64_t w;
+
+	for (i = 0; i < n; i++) {
+		w = LOAD(&t[i].who);
+		if (w == 0 || (uint32_t)w == alive)
+			continue;
+		if (process_gone((uint32_t)w))
+			free_dead(&t[i], w);
+		else
+			alive = (uint32_t)w;	/* a worker holds a run */
 	}
 }

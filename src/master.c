@@ -431,6 +431,11 @@ reap(struct master_config *mc)
 			    WEXITSTATUS(status));
 			if (WEXITSTATUS(status) > 1)
 				repair_after(mc->conn->store, pid);
+			else if (WEXITSTATUS(status) == 1)
+				/* A fatal(): nothing half done in the
+				 * store, but its connections' counts. */
+				store_conn_forget(mc->conn->store,
+				    (uint32_t)pid);
 		}
 		if (c->busy)
 			nbusy--;

@@ -80,6 +80,9 @@ store_reap(struct store *st, uint32_t pid)
 	for (i = 0; i < st->hdr->nslots; i++)
 		if ((p = LOAD(&slots[i].pid)) != 0 && (pid == 0 || p == pid))
 			store_finish_dead(st, &slots[i]);
+	/* Its connections' counts; at a start, every dead process's. */
 	if (pid != 0)
-		store_conn_forget(st, pid);	/* its connections' counts */
+		store_conn_forget(st, pid);
+	else
+		store_conn_sweep(st);
 }

@@ -295,6 +295,7 @@ int	 store_conn_claim(struct store *, const char *addr, int logged_in,
 void	 store_conn_login(struct store *, uint32_t slot);
 void	 store_conn_release(struct store *, uint32_t slot);
 void	 store_conn_forget(struct store *, uint32_t pid);
+void	 store_conn_sweep(struct store *);
 
 int	 store_check(struct store *, FILE *report);
 
