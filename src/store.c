@@ -236,13 +236,17 @@ map_segment(struct store *st, char *err, size_t errlen)
  * The segment's memory, allocated now; an errno value when there is no
  * room.  Room is looked at first, as posix_fallocate() does: filling
  * memory page by page up to a limit as large as the machine's memory
- * would wake the OOM killer before it failed.  A failed populate gives
- * back what it took.
+ * would wake the OOM killer before it failed.  (A tmpfs mounted with no
+ * size limit has no room to look at; then, as with posix_fallocate(),
+ * the memory is the limit.)  A failed populate gives back what it took,
+ * the file keeping its size: a process attaching meanwhile reads zeros
+ * (not ready), never past the end of the file (SIGBUS).
  */
 static int
 reserve(struct store *st)
 {
 	struct statvfs sv;
+	int e;
 
 	if (fstatvfs(st->fd, &sv) == 0 && sv.f_blocks > 0 &&
 	    (uint64_t)sv.f_bavail * sv.f_frsize < st->size)
@@ -250,11 +254,13 @@ reserve(struct store *st)
 #ifdef MADV_POPULATE_WRITE
 	if (madvise(st->base, st->size, MADV_POPULATE_WRITE) == 0)
 		return 0;
-	if (errno != EINVAL) {
-		(void)ftruncate(st->fd, 0);
-		return ENOSPC;
+	if ((e = errno) != EINVAL) {
+		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE |
+		    FALLOC_FL_KEEP_SIZE, 0, (off_t)st->size);
+		return e == EFAULT ? ENOSPC : e;  /* EFAULT: the tmpfs is full */
 	}
 #endif
+	(void)e;
 	return posix_fallocate(st->fd, 0, (off_t)st->size);	/* Linux < 5.14 */
 }
 
