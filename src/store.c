@@ -252,8 +252,16 @@ reserve(struct store *st)
 	    (uint64_t)sv.f_bavail * sv.f_frsize < st->size)
 		return ENOSPC;
 #ifdef MADV_POPULATE_WRITE
-	if (madvise(st->base, st->size, MADV_POPULATE_WRITE) == 0)
+	if (madvise(st->base, st->size, MADV_POPULATE_WRITE) == 0) {
+		/*
+		 * The memory stays the segment's; this process only stops
+		 * mapping all of it, so that its resident size does not
+		 * make it the OOM killer's first choice: killing it would
+		 * free nothing.  What it touches later is mapped again.
+		 */
+		(void)madvise(st->base, st->size, MADV_DONTNEED);
 		return 0;
+	}
 	if ((e = errno) != EINVAL) {
 		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE |
 		    FALLOC_FL_KEEP_SIZE, 0, (off_t)st->size);

@@ -507,8 +507,9 @@ d"
 	run kv put k v get k
 	assert_success
 	assert_output v
-	# The master reserved the segment through its mapping: 2 MiB pages,
-	# mapped whole (posix_fallocate's pages would all be small: 0).
+	# The master reserved the segment through its mapping, and maps in
+	# 2 MiB pages what it touched since (posix_fallocate's pages would
+	# all be small: 0).
 	kib=$(awk -v seg="/dev/shm/${KV_SHM#/}" '
 	    $1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { on = index($0, seg) > 0; next }
 	    on && $1 == "ShmemPmdMapped:" { print $2 }' "/proc/$KV_PID/smaps")
