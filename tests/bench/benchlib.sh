@@ -31,19 +31,27 @@ bench_note() {
 	echo "# $*" >&2
 }
 
+# bench_stop PID: SIGTERM, ten seconds to go, then SIGKILL; reaped.
+bench_stop() {
+	local i
+
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 bench_cleanup() {
-	local pid i
+	local pid
 
 	for pid in "${BENCH_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null	# all at once, then each waited
 	done
 	for pid in "${BENCH_PIDS[@]}"; do
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		bench_stop "$pid"
 	done
 	BENCH_PIDS=()
 	for seg in $KV_SEG ${BENCH_SEGS-}; do

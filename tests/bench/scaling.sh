@@ -65,15 +65,7 @@ pin() {
 
 # The daemon started last goes before the next starts: one at a time.
 stop_kvstored() {
-	local i
-
-	kill -TERM "$KV_PID" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$KV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$KV_PID" 2>/dev/null
-	wait "$KV_PID" 2>/dev/null
+	bench_stop "$KV_PID"
 	"$KVSTORED" -R -s "$KV_SEG" >/dev/null 2>&1
 }
 
