@@ -8,14 +8,15 @@
  * then counts the entries of its address, itself included; over a limit it
  * gives its entry back and is refused.  Two connections racing for the last
  * place may both be refused, never both admitted.  An entry names the
- * serving process; one whose process is gone (killed, say) still counts
- * until a connection of its address would be refused: then the entries of
- * the address are counted again, and those of dead processes cleared, so
- * that a SIGKILL gives its count back; and the master's repair of a dead
- * child clears its entries at once (store_conn_forget()).  The admitted
- * connection, by far the common case, costs no system call: asking the
- * kernel about every process of the address (kill(pid, 0)) cost a
- * connection from a busy address tens of them.
+ * serving process; one whose process is gone (killed, say) is given back
+ * when the master sees the process end (store_conn_forget()), at a start
+ * and when the table is full (store_conn_sweep(), at most once a second
+ * per process), and when a connection of its address would be refused:
+ * the entries of the address are then counted again without the dead.
+ * So a SIGKILL gives its count back, while the admitted connection, by
+ * far the common case, costs no system call: asking the kernel about
+ * every process of the address (kill(pid, 0)) cost a connection from a
+ * busy address tens of them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include "store_impl.h"
 
 static time_t full_said;	/* the last "table is full" warning */
+static time_t full_swept;	/* and sweep: each asks kill(2) of all */
 
 static inline struct kv_conn *
 conns(struct store *st)
@@ -121,9 +123,14 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 		return STORE_CONN_OK;
 	for (pass = 0, mine = n; pass < 2 && mine == n; pass++) {
 		/* Full: the entries of dead processes are free, then look
-		 * again. */
-		if (pass == 1)
+		 * again; not more than once a second, as a table full of
+		 * live connections would make every newcomer pay a sweep. */
+		if (pass == 1) {
+			if (time(NULL) == full_swept)
+				break;
+			full_swept = time(NULL);
 			store_conn_sweep(st);
+		}
 		for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
 			zero = 0;
 			if (LOAD(&t[at].who) == 0 &&
