@@ -333,8 +333,9 @@ linger(struct conn *c)
 	char junk[4096];
 	int n;
 
+	/* Not a socket (inetd's pipes, say), or nothing more will come. */
 	if (shutdown(c->out, SHUT_WR) == -1 || c->eof)
-		return;		/* not a socket: inetd's pipes, say */
+		return;
 	for (n = 0; n < 16 && recv(c->in, junk, sizeof(junk), MSG_DONTWAIT) > 0;
 	    n++)
 		;
