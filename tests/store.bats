@@ -580,7 +580,9 @@ sta() {
 	assert_line -n 5 --partial '1 errors'
 	kv_stop
 	run -0 sta 4 10 <<<$'user a\ncorrupt stalename 7\ncheck'
-	assert_line -n 2 'check: name index: entry 0 names slot 7, which is not an account'
+	# The first empty entry: 0, unless the segment's hash key put a there
+	assert_line -n 1 --regexp '^OK entry [01]$'
+	assert_line -n 2 "check: name index: ${lines[1]#OK } names slot 7, which is not an account"
 }
 
 @test "accounts: 100000 in a table of 100000, each found by its name" {

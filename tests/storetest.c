@@ -73,7 +73,8 @@
  *				of partly-free pages loses it), pool (the pool
  *				of empty pages is lost), name UID (its name
  *				index entry is lost), stalename UID (an index
- *				entry for the empty slot UID)
+ *				entry for the empty slot UID: "OK entry N"
+ *				says which entry)
  *   classes			how many size classes, and the page size
  *   namefail NAME		count a failed login for the name
  *   namefails NAME		the name's failure count
@@ -462,8 +463,13 @@ corrupt(struct store *st, char **w, int n)
 				return "OK";
 			}
 			if (w[1][0] == 's' && e[i] == NAME_EMPTY) {
+				/* Which entry is empty depends on the segment's
+				 * hash key: say which one was taken. */
+				static char said[32];
+
 				e[i] = uid;
-				return "OK";
+				snprintf(said, sizeof said, "OK entry %u", i);
+				return said;
 			}
 		}
 		return "NOT_FOUND";
