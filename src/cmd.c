@@ -170,6 +170,19 @@ written(const struct client *c, int st)
 	return result(st);
 }
 
+/*
+ * A hint for the gets a front-end sees coming: the store acting() chose at
+ * the last request, if it chose one.  Nothing is read out or audited here;
+ * each get still goes through acting() when it is served.
+ */
+void
+cmd_prefetch(struct client *c, const struct store_key *k, unsigned n)
+{
+	if (c->user == 0 || (c->target != 0 && c->role != KV_ROLE_MANAGER))
+		return;
+	store_prefetch(c->st, c->target != 0 ? c->target : c->user, k, n);
+}
+
 int
 cmd_get(struct client *c, const void *key, size_t klen, store_visit visit,
     void *ctx)

@@ -138,6 +138,7 @@ void	cmd_auth_failure(struct client *);
 void	cmd_begin(struct client *, const char *verb);
 void	cmd_end(struct client *);
 
+void	cmd_prefetch(struct client *, const struct store_key *, unsigned n);
 int	cmd_get(struct client *, const void *key, size_t klen, store_visit,
 	    void *ctx);
 int	cmd_put(struct client *, const void *key, size_t klen,

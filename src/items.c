@@ -65,6 +65,39 @@ find_locked(struct store *st, uint32_t user, const void *key, size_t klen,
 	f->item = NULL;
 }
 
+/*
+ * store_prefetch: every key's bucket and stripe lock first, then the first
+ * item of each chain, which is the key's item in all but a collision.  The
+ * bucket is read without its lock: a chain changed meanwhile costs only a
+ * wasted prefetch, and a ref is bounded before it is made an address.
+ */
+void
+store_prefetch(struct store *st, uint32_t user, const struct store_key *k,
+    unsigned n)
+{
+	uint32_t *bucket[STORE_PREFETCH_MAX], ref;
+	unsigned i;
+
+	if (n > STORE_PREFETCH_MAX)
+		n = STORE_PREFETCH_MAX;
+	for (i = 0; i < n; i++) {
+		struct kv_stripe *s = stripe_for(st,
+		    hash_key(st, user, k[i].key, k[i].len), &bucket[i]);
+
+		__builtin_prefetch(bucket[i], 0);
+		__builtin_prefetch(&s->lock, 1);
+	}
+	for (i = 0; i < n; i++) {
+		ref = __atomic_load_n(bucket[i], __ATOMIC_RELAXED);
+		if (ref == 0 || (size_t)ref * KV_ITEM_ALIGN + 2 * KV_CACHELINE >
+		    st->size)
+			continue;
+		/* header and key, then the value that follows them */
+		__builtin_prefetch(item_at(st, ref), 1);
+		__builtin_prefetch((char *)item_at(st, ref) + KV_CACHELINE, 0);
+	}
+}
+
 void
 unlock_found(struct store *st, struct found *f)
 {

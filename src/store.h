@@ -195,6 +195,19 @@ void	 store_reap(struct store *, uint32_t pid);	/* 0: every dead one */
 int	 store_get(struct store *, uint32_t user, uint32_t gen, const void *key,
 	    size_t klen, store_visit, void *ctx);
 /*
+ * A hint before a batch of lookups (a pipelined batch of gets): warm the
+ * caches for each key's bucket, stripe lock and first item, so that their
+ * misses overlap instead of following one another.  It changes nothing,
+ * takes no lock and reads nothing out; at most STORE_PREFETCH_MAX keys.
+ */
+#define STORE_PREFETCH_MAX	16
+struct store_key {
+	const void	*key;
+	size_t		 len;
+};
+void	 store_prefetch(struct store *, uint32_t user, const struct store_key *,
+	    unsigned n);
+/*
  * Writes name the account generation the caller acted on (a session's,
  * as of its login or its "use"); the store checks it, with the account's
  * state, under the key's stripe lock and answers ST_NO_USER when the

@@ -415,6 +415,41 @@ NOT_FOUND"
 	assert_line --index 6 --regexp '^VALUE t 3 1 [0-9]+$'
 }
 
+@test "pipelined gets in one write: gets, gets with cas, mg, and values that look like gets, each answered exactly, in order" {
+	mc_start -B tester
+	local req= want= i big cas
+
+	# The front-end looks ahead over the lines waiting (to warm the store
+	# for their keys): a value that looks like a get line, a
+	# 250-byte key, a set of 5000 bytes past the look-ahead and the lines
+	# after it are all answered as if read one by one.
+	big=$(printf '%05000d' 7)
+	for ((i = 0; i < 24; i++)); do
+		req+="set k$i 0 0 ${#i}\r\n$i\r\n"
+		want+="STORED"$'\n'
+	done
+	req+="set g 0 0 7\r\nget k1 \r\nset $(printf 'x%.0s' {1..250}) 3 0 1\r\nL\r\n"
+	want+="STORED"$'\n'"STORED"$'\n'
+	for ((i = 0; i < 24; i += 2)); do
+		req+="get k$i\r\nget nokey$i\r\n"
+		want+="VALUE k$i 0 ${#i}"$'\n'"$i"$'\n'"END"$'\n'"END"$'\n'
+	done
+	req+="get g\r\nmg k3 v\r\nmg none v\r\nget  k5   k7 \r\n"
+	want+="VALUE g 0 7"$'\n'"get k1 "$'\n'"END"$'\n'"VA 1"$'\n'"3"$'\n'"EN"$'\n'
+	want+="VALUE k5 0 1"$'\n'"5"$'\n'"VALUE k7 0 1"$'\n'"7"$'\n'"END"$'\n'
+	req+="get $(printf 'x%.0s' {1..250})\r\nset b 0 0 5000\r\n$big\r\nget b\r\nget k9\r\ngets k11\r\n"
+	want+="VALUE $(printf 'x%.0s' {1..250}) 3 1"$'\n'"L"$'\n'"END"$'\n'"STORED"$'\n'
+	want+="VALUE b 0 5000"$'\n'"$big"$'\n'"END"$'\n'"VALUE k9 0 1"$'\n'"9"$'\n'"END"$'\n'
+	run mc_lines "${req}gets k11\r\nget $(printf 'y%.0s' {1..251})\r\nget k13\r\n"
+	cas=$(sed -n 's/^VALUE k11 0 2 \([0-9]*\)$/\1/p' <<<"$output" | head -n 1)
+	[[ -n $cas ]]
+	want+="VALUE k11 0 2 $cas"$'\n'"11"$'\n'"END"$'\n'
+	want+="VALUE k11 0 2 $cas"$'\n'"11"$'\n'"END"$'\n'
+	want+="CLIENT_ERROR bad command line format"$'\n'
+	want+="VALUE k13 0 2"$'\n'"13"$'\n'"END"
+	assert_output "$want"
+}
+
 @test "expiry: relative, absolute, negative; visible as the native TTL" {
 	mc_start
 	local now i
