@@ -11,7 +11,7 @@
  * serving process; one whose process is gone (killed, say) is given back
  * when the master sees the process end (store_conn_forget()), at a start
  * and when the table is full (store_conn_sweep(), at most once a second
- * per process), and when a connection of its address would be refused:
+ * on the segment), and when a connection of its address would be refused:
  * the entries of the address are then counted again without the dead.
  * So a SIGKILL gives its count back, while the admitted connection, by
  * far the common case, costs no system call: asking the kernel about
@@ -26,9 +26,6 @@
 
 #include "log.h"
 #include "store_impl.h"
-
-static time_t full_said;	/* the last "table is full" warning */
-static time_t full_swept;	/* and sweep: each asks kill(2) of all */
 
 static inline struct kv_conn *
 conns(struct store *st)
@@ -49,6 +46,18 @@ addr_key(struct store *st, const char *addr)
 	uint64_t h = hash_key(st, 2, addr, strlen(addr));
 
 	return (h | 1ULL << 32) & ~0xffffffffULL;
+}
+
+/*
+ * Once per period across every process on the segment: the one whose
+ * compare-and-swap moves the stamp from its last second on does it.
+ */
+static int
+once_per(uint32_t *stamp, uint32_t period)
+{
+	uint32_t now = (uint32_t)time(NULL), was = LOAD(stamp);
+
+	return now - was >= period && CAS(stamp, was, now);
 }
 
 static int
@@ -123,12 +132,12 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 		return STORE_CONN_OK;
 	for (pass = 0, mine = n; pass < 2 && mine == n; pass++) {
 		/* Full: the entries of dead processes are free, then look
-		 * again; not more than once a second, as a table full of
-		 * live connections would make every newcomer pay a sweep. */
+		 * again; once a second over all processes, as a table full
+		 * of live connections would make every newcomer pay a sweep
+		 * (4096 kill(2)s). */
 		if (pass == 1) {
-			if (time(NULL) == full_swept)
+			if (!once_per(&st->hdr->conns_swept, 1))
 				break;
-			full_swept = time(NULL);
 			store_conn_sweep(st);
 		}
 		for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
@@ -145,11 +154,9 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 	if (mine == n) {
 		/* As many live connections as entries: served, not counted
 		 * (kvstored(8), CAVEATS); said once a minute. */
-		if (time(NULL) - full_said >= 60) {
-			full_said = time(NULL);
+		if (once_per(&st->hdr->conns_said, 60))
 			log_warnx("limit: the per-address table is full (%u "
 			    "connections): -H and -U do not count %s", n, addr);
-		}
 		return STORE_CONN_OK;
 	}
 	*slot = mine + 1;

@@ -298,7 +298,8 @@ struct kv_header {
 	 * behind it.
 	 */
 	uint32_t	exp_next;
-	uint32_t	pad5;
+	uint32_t	conns_said;	/* conns.c: second of the last "table
+					 * is full" warning, an atomic */
 	struct kv_exp_pass {
 		uint32_t	pid;	/* the pass's process, 0 = free */
 		uint32_t	low;	/* expiries written since its start */
@@ -310,7 +311,11 @@ struct kv_header {
 	 * class, the chunk (a ref) it stopped at; evictions per class.
 	 * Atomics, no lock. */
 	uint32_t	cache_mode;
-	uint32_t	pad7;
+	/* conns.c: the second of the last sweep of a full per-address table;
+	 * in the segment, as is conns_said, so that all processes together
+	 * sweep once a second and warn once a minute (a prefork child is a
+	 * process per connection) */
+	uint32_t	conns_swept;
 	uint32_t	hand[KV_CLASSES_MAX];
 	uint64_t	evicted[KV_CLASSES_MAX];
 };

@@ -339,6 +339,51 @@ hold() {
 	assert_output "SERVER_ERROR busy too many connections from this address"
 }
 
+@test "-H 1, the per-address table full: held by the living, connections served uncounted, said once; by the dead, swept, and -H counts again" {
+	local holder a b i got=
+
+	mc_start -H 1
+	# every entry held, for an address nobody has, by a process of ours
+	sleep 600 &
+	holder=$!
+	C_BG+=("$holder")
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"fillconns $holder"
+	assert_output 'filled 4096'
+	c_open "$KV_PORT"
+	a=$C_FD
+	run nv_req "$a" ping
+	assert_output PONG
+	c_open "$KV_PORT"
+	b=$C_FD
+	run nv_req "$b" ping
+	assert_output PONG
+	c_open "$MC_PORT"
+	run mc_req_raw "$C_FD" 'version\r\n'
+	assert_output 'CLIENT_ERROR unauthenticated'
+	c_close "$C_FD"
+	# once a minute, whichever process served it (a child each, in prefork)
+	log_count 'limit: the per-address table is full \(4096 connections\): -H and -U do not count 127\.0\.0\.1$' 1
+	c_close "$a"
+	c_close "$b"
+
+	# the holder dead: a sweep (once a second) gives its entries back,
+	# and the second connection of the address is refused again
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		c_open "$KV_PORT"
+		a=$C_FD
+		run nv_req "$a" ping
+		assert_output PONG
+		got=$(probe "$KV_PORT" 'ping\r\n')
+		c_close "$a"
+		[[ $got == 'ERR busy too many connections from this address' ]] &&
+		    break
+		sleep 0.1
+	done
+	assert_equal "$got" 'ERR busy too many connections from this address'
+}
+
 @test "-U 2: a 3rd connection not logged in gets its listener's busy line, logged; logged-in connections do not count" {
 	local a b c u1 u2
 

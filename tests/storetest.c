@@ -85,6 +85,9 @@
  *   keyid			a fingerprint of the segment's hash key (a
  *				SipHash-2-4 output under it, never the key)
  *   bucket UID KEY		the bucket the key hashes to, and its stripe
+ *   fillconns PID		every free entry of the per-address table
+ *				held by PID, for an address nobody has
+ *				("filled N")
  */
 #include <sys/wait.h>
 
@@ -637,6 +640,19 @@ main(int argc, char **argv)
 			    (st.hdr->nbuckets - 1);
 
 			printf("%u %u\n", b, b & (st.hdr->nstripes - 1));
+		} else if (strcmp(w[0], "fillconns") == 0 && n == 2) {
+			struct kv_conn *t = (struct kv_conn *)(st.base +
+			    st.hdr->off_conns);
+			uint64_t who = 0xfeedULL << 32 |
+			    (uint32_t)strtoul(w[1], NULL, 10), zero;
+			uint32_t i, filled = 0;
+
+			for (i = 0; i < st.hdr->nconns; i++) {
+				zero = 0;
+				if (CAS(&t[i].who, zero, who))
+					filled++;
+			}
+			printf("filled %u\n", filled);
 		} else if (strcmp(w[0], "namefail") == 0 && n == 2) {
 			store_name_fail(&st, w[1], 0);
 			printf("OK\n");
