@@ -239,13 +239,14 @@ bad:
  * gat's exptime, which a line longer than any command may never finish).
  */
 static int
-retrieval_ready(const struct token *t, size_t nt, const char *p, size_t len)
+retrieval_ready(enum mc_verb verb, const struct token *t, size_t nt,
+    const char *p, size_t len)
 {
-	const struct token *last = is_touching(verb_of(&t[0])) ? &t[1] : &t[0];
+	const struct token *last = is_touching(verb) ? &t[1] : &t[0];
 
 	if (len > MC_LINE_MAX)
 		return 1;
-	if (is_touching(verb_of(&t[0])) && nt < 2)
+	if (is_touching(verb) && nt < 2)
 		return 0;
 	return last->p + last->len < p + len;
 }
@@ -881,7 +882,7 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	verb = nt > 0 ? verb_of(&t[0]) : MV_NONE;
 	/* A retrieval line is answered key by key from its first key on. */
 	if (lim->logged_in && is_retrieval(verb) &&
-	    (lf != NULL || retrieval_ready(t, nt, p, len)))
+	    (lf != NULL || retrieval_ready(verb, t, nt, p, len)))
 		return get_start(ps, p, avail, len, lf, r);
 	if (lf == NULL && avail <= MC_LINE_MAX)
 		return MCP_MORE;
