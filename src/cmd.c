@@ -171,14 +171,19 @@ written(const struct client *c, int st)
 }
 
 /*
- * A hint for the gets a front-end sees coming: the store acting() chose at
- * the last request, if it chose one.  Nothing is read out or audited here;
+ * A hint for the gets a front-end sees coming, into the store acting()
+ * would choose now: another's only while the caller is a manager and the
+ * store it chose is still there.  Nothing is read out or audited here;
  * each get still goes through acting() when it is served.
  */
 void
 cmd_prefetch(struct client *c, const struct store_key *k, unsigned n)
 {
-	if (c->user == 0 || (c->target != 0 && c->role != KV_ROLE_MANAGER))
+	if (c->user == 0)
+		return;
+	if (c->target != 0 &&
+	    (store_user_role(c->st, c->user, c->gen) != KV_ROLE_MANAGER ||
+	    store_user_role(c->st, c->target, c->target_gen) < 0))
 		return;
 	store_prefetch(c->st, c->target != 0 ? c->target : c->user, k, n);
 }

@@ -865,7 +865,7 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	    offsetof(struct mc_meta, key));
 	if (ps->in_get)
 		return next_key(ps, p, avail, r);
-	if (avail > 0 && (unsigned char)p[0] == 0x80) {
+	if (avail > 0 && (unsigned char)p[0] == MC_BIN_MAGIC) {
 		/* The binary protocol's magic: its header, then an answer. */
 		if (avail < MC_BIN_HEADER)
 			return MCP_MORE;

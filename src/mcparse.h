@@ -58,6 +58,7 @@ enum mc_crawler {
 #define MC_META_MAX	24	/* tokens of a meta line, as memcached's */
 #define MC_OPAQUE_MAX	32
 #define MC_BIN_HEADER	24	/* a binary-protocol request header */
+#define MC_BIN_MAGIC	0x80	/* its first byte */
 
 /*
  * A meta command's flags, as memcached's _meta_flag_preparse() reads them:

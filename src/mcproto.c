@@ -447,9 +447,11 @@ first_key(const char *p, const char *nl, const char **key)
  * another: the bucket, the stripe lock, the item (perf put a third of a
  * pipelined get's time there).  Before the next lines are served, the store
  * is told their keys, so that the misses overlap.  Only where two or more
- * complete lines wait within WARM_SCAN bytes; returns the bytes covered.
- * A hint, not a parse: a data block that looks like a get line costs a
- * wasted prefetch, nothing else.
+ * complete lines wait within WARM_SCAN bytes; returns the bytes covered,
+ * which are not looked at again until the parser has consumed them.  A
+ * hint, not a parse: a data block that looks like a get line costs a
+ * wasted prefetch, nothing else.  Called at the start of a request, never
+ * inside a multi-key get or before a binary request's header.
  */
 #define WARM_SCAN	4096
 
@@ -472,7 +474,7 @@ warm_ahead(struct conn *c)
 		p = nl + 1;
 	}
 	if (lines < 2)
-		return 0;
+		return (size_t)(end - head);	/* not again until consumed */
 	if (n > 1)
 		cmd_prefetch(&c->cl, keys, n);
 	return (size_t)(p - head);
@@ -507,6 +509,8 @@ mc_batch(struct conn *c)
 			(void)mc_dump_step(c);
 			continue;
 		}
+		if (c->discard > 0 || c->skip_line)
+			warm = 0;	/* what it covered is being dropped */
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
 			break;
 		lim.logged_in = c->cl.user != 0;
@@ -516,7 +520,8 @@ mc_batch(struct conn *c)
 			break;
 		lim.value_max = lim.logged_in ? cmd_value_max(&c->cl) :
 		    MC_AUTH_MAX;
-		if (warm == 0 && lim.logged_in)
+		if (warm == 0 && lim.logged_in && !m->parser.in_get &&
+		    (unsigned char)*buf_head(&c->ib) != MC_BIN_MAGIC)
 			warm = warm_ahead(c);
 		st = mc_parse(&m->parser, buf_head(&c->ib), buf_avail(&c->ib),
 		    &lim, &r);

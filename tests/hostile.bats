@@ -344,7 +344,7 @@ hold() {
 
 	mc_start -H 1
 	# every entry held, for an address nobody has, by a process of ours
-	sleep 600 &
+	sleep 600 3>&- &
 	holder=$!
 	C_BG+=("$holder")
 	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"fillconns $holder"
@@ -370,12 +370,14 @@ hold() {
 	# and the second connection of the address is refused again
 	kill "$holder"
 	wait "$holder" 2>/dev/null || true
+	C_BG=()
 	for ((i = 0; i < 50; i++)); do
 		c_open "$KV_PORT"
 		a=$C_FD
-		run nv_req "$a" ping
-		assert_output PONG
-		got=$(probe "$KV_PORT" 'ping\r\n')
+		got=$(nv_req "$a" ping)
+		# the first counted connection may have been a probe before,
+		# not yet counted out
+		[[ $got == PONG ]] && got=$(probe "$KV_PORT" 'ping\r\n')
 		c_close "$a"
 		[[ $got == 'ERR busy too many connections from this address' ]] &&
 		    break
