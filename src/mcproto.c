@@ -444,10 +444,10 @@ first_key(const char *p, const char *nl, const char **key)
 
 /*
  * Pipelined gets, looked up one after another, wait on one cache miss after
- * another: the bucket, the stripe lock, the item (perf put a third of a
- * pipelined get's time there).  Before the next lines are served, the store
- * is told their keys, so that the misses overlap.  Only where two or more
- * complete lines wait within WARM_SCAN bytes; returns the bytes covered,
+ * another: the stripe lock, the bucket, the item (perf put nearly a quarter
+ * of an event worker's time there).  Before the next lines are served, the
+ * store is told their keys, so that the misses overlap.  Only where two or
+ * more complete lines wait within WARM_SCAN bytes; returns the bytes covered,
  * which are not looked at again until the parser has consumed them.  A
  * hint, not a parse: a data block that looks like a get line costs a
  * wasted prefetch, nothing else.  Called at the start of a request, never
