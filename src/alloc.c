@@ -430,9 +430,10 @@ out:
 
 /*
  * Move every item out of page p, which is out of allocation; stops when
- * the page went to the pool or the class has no room left for its items.
+ * the page went to the pool (then 1) or the class has no room left for its
+ * items.
  */
-static void
+static int
 drain(struct store *st, uint32_t p)
 {
 	struct kv_header *h = st->hdr;
@@ -444,20 +445,25 @@ drain(struct store *st, uint32_t p)
 	n = pagemap(st)[p].carved;
 	lock_release(st, l);
 	if (cls == 0)
-		return;
+		return 0;
 	size = h->classes[cls - 1].size;
 	for (i = 0; i < n; i++) {
 		if (LOAD(&h->draining) != p + 1)
-			return;		/* it went to the pool */
+			return 1;	/* it went to the pool */
 		if (move_one(st, base + i * (size / KV_ITEM_ALIGN), size) == -1)
-			return;
+			return 0;
 	}
+	return LOAD(&h->draining) != p + 1;
 }
 
 /*
  * Make room for a write of need bytes by emptying a page of another class
  * (see the top of the file).  Runs with no stripe held: it takes them one
- * at a time.  1 when the write's class can have a chunk now.
+ * at a time.  1 when the write's class can have a chunk now, or when the
+ * page it emptied went to the pool: a writer of another class may take it
+ * before this one looks, and the write is then worth another try (its
+ * caller's ROOM_TRIES bound them), not a refusal while other pages could
+ * still be emptied.
  */
 int
 compact(struct store *st, size_t need)
@@ -465,7 +471,7 @@ compact(struct store *st, size_t need)
 	struct kv_header *h = st->hdr;
 	struct kv_lock *l = &h->alloc_lock;
 	int64_t p;
-	int cls, ok;
+	int cls, ok, emptied = 0;
 
 	if ((cls = class_for(st, need)) == -1)
 		return 0;
@@ -488,12 +494,12 @@ compact(struct store *st, size_t need)
 	tx_commit(l);
 	lock_release(st, l);
 	if (p != -1)
-		drain(st, (uint32_t)p);
+		emptied = drain(st, (uint32_t)p);
 	lock_acquire(st, l);
 	if (p != -1 && h->draining == (uint32_t)p + 1)
 		undrain(st, l, (uint32_t)p);
 	tx_commit(l);
-	ok = room_for(st, (uint32_t)cls);
+	ok = room_for(st, (uint32_t)cls) || emptied;
 	lock_release(st, l);
 	lock_release(st, &h->compact_lock);
 	return ok;
