@@ -430,8 +430,8 @@ out:
 
 /*
  * Move every item out of page p, which is out of allocation; stops when
- * the page went to the pool (then 1) or the class has no room left for its
- * items.
+ * the page went to the pool, or at -1 when the class has no room left for
+ * its items.
  */
 static int
 drain(struct store *st, uint32_t p)
@@ -449,21 +449,23 @@ drain(struct store *st, uint32_t p)
 	size = h->classes[cls - 1].size;
 	for (i = 0; i < n; i++) {
 		if (LOAD(&h->draining) != p + 1)
-			return 1;	/* it went to the pool */
+			return 0;	/* it went to the pool */
 		if (move_one(st, base + i * (size / KV_ITEM_ALIGN), size) == -1)
-			return 0;
+			return -1;
 	}
-	return LOAD(&h->draining) != p + 1;
+	return 0;
 }
 
 /*
  * Make room for a write of need bytes by emptying a page of another class
  * (see the top of the file).  Runs with no stripe held: it takes them one
- * at a time.  1 when the write's class can have a chunk now, or when the
- * page it emptied went to the pool: a writer of another class may take it
- * before this one looks, and the write is then worth another try (its
- * caller's ROOM_TRIES bound them), not a refusal while other pages could
- * still be emptied.
+ * at a time.  1 when the write's class can have a chunk now, and also
+ * when another try may give it one, so that a write is not refused while
+ * pages could still be emptied (its caller's ROOM_TRIES bound the tries):
+ * the page emptied went to the pool, and a writer of another class may
+ * have taken it before this one looked; or a move found its class out of
+ * free chunks (taken by writers meanwhile) and another class now has a
+ * page to give.
  */
 int
 compact(struct store *st, size_t need)
@@ -471,7 +473,7 @@ compact(struct store *st, size_t need)
 	struct kv_header *h = st->hdr;
 	struct kv_lock *l = &h->alloc_lock;
 	int64_t p;
-	int cls, ok, emptied = 0;
+	int cls, ok, emptied, failed = 0;
 
 	if ((cls = class_for(st, need)) == -1)
 		return 0;
@@ -494,12 +496,17 @@ compact(struct store *st, size_t need)
 	tx_commit(l);
 	lock_release(st, l);
 	if (p != -1)
-		emptied = drain(st, (uint32_t)p);
+		failed = drain(st, (uint32_t)p) == -1;
 	lock_acquire(st, l);
-	if (p != -1 && h->draining == (uint32_t)p + 1)
+	/* Only its last chunk freed clears draining while we hold the
+	 * compaction: the page went to the pool (its last item perhaps
+	 * deleted before drain() looked). */
+	emptied = p != -1 && h->draining != (uint32_t)p + 1;
+	if (p != -1 && !emptied)
 		undrain(st, l, (uint32_t)p);
 	tx_commit(l);
-	ok = room_for(st, (uint32_t)cls) || emptied;
+	ok = room_for(st, (uint32_t)cls) || emptied ||
+	    (failed && pick_page(st, (uint32_t)cls) != -1);
 	lock_release(st, l);
 	lock_release(st, &h->compact_lock);
 	return ok;
