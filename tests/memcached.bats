@@ -420,9 +420,9 @@ NOT_FOUND"
 	local req= want= i big cas
 
 	# The front-end looks ahead over the lines waiting (to warm the store
-	# for their keys): a value that looks like a get line, a
-	# 250-byte key, a set of 5000 bytes past the look-ahead and the lines
-	# after it are all answered as if read one by one.
+	# for their keys): a value that looks like a get line, a 250-byte key,
+	# a set of 5000 bytes past the look-ahead and the lines after it are
+	# all answered as if read one by one.
 	big=$(printf '%05000d' 7)
 	for ((i = 0; i < 24; i++)); do
 		req+="set k$i 0 0 ${#i}\r\n$i\r\n"
