@@ -364,6 +364,7 @@ conn_close(struct ev_conn *e)
 	e->job = NULL;
 	conn_free(&e->c);
 	close(e->c.in);
+	store_note_closed(mc->conn->store);
 	conns[e->index] = conns[--nconns];
 	conns[e->index]->index = e->index;
 	e->index = -1;

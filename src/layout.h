@@ -200,7 +200,7 @@ struct kv_slot {
 	uint32_t	final_old;	/* ref to free after a committed write */
 	uint32_t	final_user;
 	uint32_t	reaper;		/* pid finishing this dead slot, 0 = none */
-	uint32_t	pad;
+	uint32_t	conns;		/* connections it serves now (stats) */
 	int64_t		final_dkeys;
 	int64_t		final_dbytes;
 } __attribute__((aligned(KV_CACHELINE)));

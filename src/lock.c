@@ -304,6 +304,7 @@ registry_join(struct store *st)
 			s->pending = 0;
 			s->final_valid = 0;
 			s->reaper = 0;
+			s->conns = 0;
 			st->slot = (uint32_t)((start + i) % n) + 1;
 			return 0;
 		}
@@ -320,6 +321,7 @@ registry_leave(struct store *st)
 	if (st->slot == 0)
 		return;
 	s = registry_slot(st);
+	STORE(&s->conns, 0);
 	STORE(&s->pid, 0);
 	st->slot = 0;
 }

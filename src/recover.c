@@ -63,6 +63,7 @@ store_finish_dead(struct store *st, struct kv_slot *s)
 	finish_write(st, s);
 	drop_pending(st, s);
 	drain_dead(st, dead);
+	STORE(&s->conns, 0);
 	STORE(&s->pid, 0);
 }
 

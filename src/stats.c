@@ -48,7 +48,7 @@ store_stats(struct store *st, struct store_stats *out)
 	out->cache_mode = h->cache_mode != 0;
 	for (i = 0; i < h->nslots; i++)
 		if (LOAD(&slots[i].pid) != 0)
-			out->curr_connections++;
+			out->curr_connections += LOAD(&slots[i].conns);
 	out->bytes_limit = (uint64_t)h->npages * h->page_size;
 	out->bytes_free = out->bytes_limit > out->bytes_used ?
 	    out->bytes_limit - out->bytes_used : 0;
@@ -61,10 +61,33 @@ store_stats(struct store *st, struct store_stats *out)
 	out->created = h->created;
 }
 
+/*
+ * A connection taken, and one ended: total_connections, and the count in
+ * this process's slot that curr_connections adds up.  Only the slot's
+ * process writes it; a dead process's slot stops counting when it is freed.
+ */
 void
 store_note_connection(struct store *st)
 {
+	struct kv_slot *s;
+
 	__atomic_add_fetch(&st->hdr->total_connections, 1, __ATOMIC_RELAXED);
+	if (st->slot == 0)
+		return;
+	s = registry_slot(st);
+	STORE(&s->conns, LOAD(&s->conns) + 1);
+}
+
+void
+store_note_closed(struct store *st)
+{
+	struct kv_slot *s;
+
+	if (st->slot == 0)
+		return;
+	s = registry_slot(st);
+	if (LOAD(&s->conns) > 0)
+		STORE(&s->conns, LOAD(&s->conns) - 1);
 }
 
 void

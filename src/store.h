@@ -239,6 +239,7 @@ int	 store_scan(struct store *, uint32_t user, uint32_t gen,
 uint32_t store_stripes(const struct store *);
 void	 store_stats(struct store *, struct store_stats *);
 void	 store_note_connection(struct store *);
+void	 store_note_closed(struct store *);
 void	 store_note_auth_failure(struct store *);
 void	 store_note_rejected(struct store *);
 /* Size classes: chunk bytes, pages carved, chunks never handed out. */

@@ -503,6 +503,32 @@ END"
 	assert_output native
 }
 
+# curr_connections is what memcached's is, connections open now: not the
+# processes on the segment (spares, the crawler, an event worker's many).
+@test "stats: curr_connections counts the connections open now, not processes" {
+	local fd line n i
+	mc_start -B tester
+	# Three held open, each answered once, so each is being served.
+	exec 5<>"/dev/tcp/127.0.0.1/$MC_PORT" 6<>"/dev/tcp/127.0.0.1/$MC_PORT" \
+	    7<>"/dev/tcp/127.0.0.1/$MC_PORT"
+	for fd in 5 6 7; do
+		printf 'version\r\n' >&"$fd"
+		IFS= read -r -t 10 line <&"$fd"
+		[[ $line == "VERSION "* ]]
+	done
+	run -0 mc_lines 'stats\r\n'
+	assert_line 'STAT curr_connections 4'
+	# One closes: the count follows (a deadline, not a sleep).
+	exec 7>&-
+	for ((i = 0; i < 100; i++)); do
+		n=$(mc_lines 'stats\r\n' | sed -n 's/^STAT curr_connections //p')
+		[[ $n == 3 ]] && break
+		sleep 0.1
+	done
+	[ "$n" = 3 ]
+	exec 5>&- 6>&-
+}
+
 # memcached: items stored before the flush time vanish at that time; those
 # stored after it stay.  Another store is untouched.
 @test "flush_all with a delay: earlier items vanish at the flush time" {
