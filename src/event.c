@@ -529,6 +529,7 @@ take(int li, uint64_t now)
 		    (e = calloc(1, sizeof(*e))) == NULL) {
 			log_warnx("busy: refused %s at %d/%d", peer,
 			    total_conns(), mc->maxconn);
+			store_note_rejected(mc->conn->store);
 			conn_refuse_fd(fd, mc->lproto[li]);
 			continue;
 		}

@@ -304,6 +304,9 @@ registry_join(struct store *st)
 			s->pending = 0;
 			s->final_valid = 0;
 			s->reaper = 0;
+			/* A dead owner's count, until now: a stats reader in
+			 * between adds it once (it cannot be cleared before the
+			 * slot is ours). */
 			s->conns = 0;
 			st->slot = (uint32_t)((start + i) % n) + 1;
 			return 0;

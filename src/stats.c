@@ -46,9 +46,16 @@ store_stats(struct store *st, struct store_stats *out)
 		out->expired_unfetched += s->expired_unfetched;
 	}
 	out->cache_mode = h->cache_mode != 0;
-	for (i = 0; i < h->nslots; i++)
-		if (LOAD(&slots[i].pid) != 0)
-			out->curr_connections += LOAD(&slots[i].conns);
+	/* A process that died serving (SIGKILL, or exit 1 from fatal(), whose
+	 * slot nobody finishes) counts nothing; the liveness check costs a
+	 * syscall, and only for slots with connections. */
+	for (i = 0; i < h->nslots; i++) {
+		uint32_t pid = LOAD(&slots[i].pid), n;
+
+		if (pid != 0 && (n = LOAD(&slots[i].conns)) != 0 &&
+		    process_alive(st, pid))
+			out->curr_connections += n;
+	}
 	out->bytes_limit = (uint64_t)h->npages * h->page_size;
 	out->bytes_free = out->bytes_limit > out->bytes_used ?
 	    out->bytes_limit - out->bytes_used : 0;

@@ -506,12 +506,12 @@ END"
 # curr_connections is what memcached's is, connections open now: not the
 # processes on the segment (spares, the crawler, an event worker's many).
 @test "stats: curr_connections counts the connections open now, not processes" {
-	local fd line n i
+	local a b c fd line n i
 	mc_start -B tester
 	# Three held open, each answered once, so each is being served.
-	exec 5<>"/dev/tcp/127.0.0.1/$MC_PORT" 6<>"/dev/tcp/127.0.0.1/$MC_PORT" \
-	    7<>"/dev/tcp/127.0.0.1/$MC_PORT"
-	for fd in 5 6 7; do
+	exec {a}<>"/dev/tcp/127.0.0.1/$MC_PORT" {b}<>"/dev/tcp/127.0.0.1/$MC_PORT" \
+	    {c}<>"/dev/tcp/127.0.0.1/$MC_PORT"
+	for fd in "$a" "$b" "$c"; do
 		printf 'version\r\n' >&"$fd"
 		IFS= read -r -t 10 line <&"$fd"
 		[[ $line == "VERSION "* ]]
@@ -519,14 +519,41 @@ END"
 	run -0 mc_lines 'stats\r\n'
 	assert_line 'STAT curr_connections 4'
 	# One closes: the count follows (a deadline, not a sleep).
-	exec 7>&-
+	exec {c}>&-
 	for ((i = 0; i < 100; i++)); do
 		n=$(mc_lines 'stats\r\n' | sed -n 's/^STAT curr_connections //p')
 		[[ $n == 3 ]] && break
 		sleep 0.1
 	done
+	exec {a}>&- {b}>&-
+	echo "curr_connections $n"
 	[ "$n" = 3 ]
-	exec 5>&- 6>&-
+}
+
+# A connection turned away at -c is counted in rejected_connections, in
+# either engine (the event engine refuses in the worker, not the master).
+@test "stats: a connection refused at -c counts in rejected_connections" {
+	local a b line n i
+	mc_start -B tester -c 2
+	exec {a}<>"/dev/tcp/127.0.0.1/$MC_PORT" {b}<>"/dev/tcp/127.0.0.1/$MC_PORT"
+	for fd in "$a" "$b"; do
+		printf 'version\r\n' >&"$fd"
+		IFS= read -r -t 10 line <&"$fd"
+		[[ $line == "VERSION "* ]]
+	done
+	run mc_lines 'version\r\n'
+	assert_output 'SERVER_ERROR busy too many connections'
+	exec {b}>&-
+	# Served again once b's end is seen (a deadline, not a sleep).
+	for ((i = 0; i < 100; i++)); do
+		n=$(mc_lines 'stats\r\n' |
+		    sed -n 's/^STAT rejected_connections //p')
+		[[ -n $n ]] && break
+		sleep 0.1
+	done
+	exec {a}>&-
+	echo "rejected_connections $n"
+	[ "$n" = 1 ]
 }
 
 # memcached: items stored before the flush time vanish at that time; those
