@@ -71,7 +71,7 @@ store_stats(struct store *st, struct store_stats *out)
 /*
  * A connection taken, and one ended: total_connections, and the count in
  * this process's slot that curr_connections adds up.  Only the slot's
- * process writes it; a dead process's slot stops counting when it is freed.
+ * process writes it; store_stats() leaves a dead process's count out.
  */
 void
 store_note_connection(struct store *st)
