@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -239,7 +240,9 @@ write_some(struct conn *c)
 	int progress = 0;
 
 	while (buf_avail(&c->ob) > 0) {
-		n = write(c->out, buf_head(&c->ob), buf_avail(&c->ob));
+		n = c->sockio ? send(c->out, buf_head(&c->ob), buf_avail(&c->ob),
+		    MSG_DONTWAIT | MSG_NOSIGNAL) :
+		    write(c->out, buf_head(&c->ob), buf_avail(&c->ob));
 		if (n > 0) {
 			buf_consume(&c->ob, (size_t)n);
 			c->bytes_written += (uint64_t)n;
@@ -257,14 +260,22 @@ write_some(struct conn *c)
 	return progress;
 }
 
-/* Read what has come: 1 bytes, 0 none now, -1 end of input or error. */
+/*
+ * Read what has come: 1 bytes, 0 none now, -1 end of input or error.  With
+ * wait (a blocking socket only), wait for it, up to its SO_RCVTIMEO.
+ */
 static int
-read_some(struct conn *c)
+read_some(struct conn *c, int wait)
 {
+	char *at;
+	size_t room;
 	ssize_t n;
 
 	buf_reserve(&c->ib, READ_CHUNK);
-	n = read(c->in, c->ib.data + c->ib.len, c->ib.cap - c->ib.len);
+	at = c->ib.data + c->ib.len;
+	room = c->ib.cap - c->ib.len;
+	n = c->sockio ? recv(c->in, at, room, wait ? 0 : MSG_DONTWAIT) :
+	    read(c->in, at, room);
 	if (n > 0) {
 		c->ib.len += (size_t)n;
 		c->bytes_read += (uint64_t)n;
@@ -347,15 +358,27 @@ conn_start(struct conn *c, uint64_t now)
 {
 	const struct conn_config *cfg = c->cfg;
 
-	nonblocking(c->in);
-	if (c->out != c->in)
-		nonblocking(c->out);
+	if (!c->sockio) {
+		nonblocking(c->in);
+		if (c->out != c->in)
+			nonblocking(c->out);
+	}
 	c->T = (uint64_t)cfg->partial_timeout * 1000;
 	c->idle = (uint64_t)(c->proto == PROTO_MEMCACHED ?
 	    cfg->mc_idle_timeout : cfg->idle_timeout) * 1000;
 	c->login_by = cfg->login_timeout > 0 ?
 	    now + (uint64_t)cfg->login_timeout * 1000 : 0;
 	c->idle_since = now;
+}
+
+/* What read_some() said, at now. */
+static void
+took_input(struct conn *c, int r, uint64_t now)
+{
+	if (r == -1)
+		c->eof = 1;
+	else if (r == 1)
+		c->idle_since = now;
 }
 
 /*
@@ -376,12 +399,8 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	/* Input waits while a turn's worth of it is still unanswered: the
 	 * input buffer holds what the bounds let through, no more. */
 	if (readable && !c->closing && !c->eof && !c->paused && !c->yield &&
-	    !c->more) {
-		if ((r = read_some(c)) == -1)
-			c->eof = 1;
-		else if (r == 1)
-			c->idle_since = now;
-	}
+	    !c->more)
+		took_input(c, read_some(c, 0), now);
 	for (;;) {
 		/*
 		 * Answer what has come, as far as the output bound allows;
@@ -560,7 +579,48 @@ conn_login_done(struct conn *c, int rc, const struct client *who)
 	c->paused = 0;
 }
 
-/* The prefork engine: one connection, this process, to its end. */
+/*
+ * Let a wait of ms (-1: none) be a recv() on the blocking socket: set its
+ * SO_RCVTIMEO when the one it has would wake us too late (by more than
+ * RCVTIMEO_SLACK, a deadline being seconds) or needlessly often.  -1 if
+ * it cannot be set: poll() then.
+ */
+#define RCVTIMEO_SLACK	20
+static int
+rcvtimeo(struct conn *c, int ms)
+{
+	struct timeval tv;
+	int want = ms < 0 ? 0 : ms;
+
+	if (want == 0 ? c->rcvtimeo == 0 : c->rcvtimeo != 0 &&
+	    c->rcvtimeo <= want + RCVTIMEO_SLACK && c->rcvtimeo >= want / 2)
+		return 0;
+	tv.tv_sec = want / 1000;
+	tv.tv_usec = (want % 1000) * 1000;
+	if (setsockopt(c->in, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		return -1;
+	c->rcvtimeo = want;
+	return 0;
+}
+
+static int
+is_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_STREAM;
+}
+
+/*
+ * The prefork engine: one connection, this process, to its end.  A socket
+ * of its own stays blocking, and the wait for the next request is the
+ * recv() that reads it, as in a plain fork-per-connection server: a
+ * poll() first would be a second system call each request.  Waits for
+ * the socket to take replies (or for a socket that is not one, inetd's
+ * pipes, say) are poll()s on non-blocking I/O.
+ */
 int
 conn_serve(struct conn *c)
 {
@@ -568,8 +628,20 @@ conn_serve(struct conn *c)
 	uint64_t now = conn_now();
 	int np, wait, readable = 0;
 
+	c->sockio = c->in == c->out && is_socket(c->in);
 	conn_start(c, now);
 	while (conn_step(c, readable, now)) {
+		now = conn_now();
+		wait = c->wake_at == 0 ? -1 : c->wake_at > now ?
+		    (int)(c->wake_at - now) : 0;
+		if (c->sockio && c->want_read && !c->want_write && wait != 0 &&
+		    rcvtimeo(c, wait) == 0) {
+			np = read_some(c, 1);
+			now = conn_now();
+			took_input(c, np, now);
+			readable = 0;
+			continue;
+		}
 		np = 0;
 		if (c->want_read) {
 			pfd[np].fd = c->in;
@@ -583,9 +655,6 @@ conn_serve(struct conn *c)
 				pfd[np++].events = POLLOUT;
 			}
 		}
-		now = conn_now();
-		wait = c->wake_at == 0 ? -1 : c->wake_at > now ?
-		    (int)(c->wake_at - now) : 0;
 		pfd[0].revents = 0;
 		if (poll(pfd, (nfds_t)np, wait) == -1 && errno != EINTR) {
 			c->rc = -1;

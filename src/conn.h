@@ -103,6 +103,9 @@ struct conn {
 	/* what conn_step() wants next */
 	int		 want_read, want_write;
 	uint64_t	 wake_at;
+	/* the prefork engine's socket (conn_serve()) */
+	int		 sockio;	/* blocking: recv/send say MSG_DONTWAIT */
+	int		 rcvtimeo;	/* ms its SO_RCVTIMEO is, 0 = none */
 };
 
 /* Front-ends: answer every complete request in c->ib; -1 to drop. */
