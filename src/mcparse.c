@@ -119,37 +119,53 @@ parse_i32(const struct token *t, int32_t *out)
 	return 1;
 }
 
-/* Most used first: a request's verb is found with a length compare per
- * entry and one memcmp. */
-#define V(name, verb)	{ name, sizeof(name) - 1, verb }
-static const struct {
-	const char	*name;
-	size_t		 len;
-	enum mc_verb	 verb;
-} verbs[] = {
-	V("get", MV_GET), V("gets", MV_GETS), V("gat", MV_GAT),
-	V("gats", MV_GATS), V("set", MV_SET), V("add", MV_ADD),
-	V("replace", MV_REPLACE), V("append", MV_APPEND),
-	V("prepend", MV_PREPEND), V("cas", MV_CAS), V("delete", MV_DELETE),
-	V("incr", MV_INCR), V("decr", MV_DECR), V("touch", MV_TOUCH),
-	V("flush_all", MV_FLUSH_ALL), V("verbosity", MV_VERBOSITY),
-	V("stats", MV_STATS), V("version", MV_VERSION), V("quit", MV_QUIT),
-	V("mg", MV_MG), V("ms", MV_MS), V("md", MV_MD), V("ma", MV_MA),
-	V("mn", MV_MN), V("me", MV_ME), V("lru_crawler", MV_LRU_CRAWLER),
-};
-#undef V
-
+/*
+ * A request's verb, by its length and then one compare of that many bytes
+ * (which the compiler does inline): it is on every request's path.
+ */
+#define IS(word)	(memcmp(p, word, sizeof(word) - 1) == 0)
 static enum mc_verb
 verb_of(const struct token *t)
 {
-	size_t i;
+	const char *p = t->p;
 
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (t->len == verbs[i].len &&
-		    memcmp(t->p, verbs[i].name, t->len) == 0)
-			return verbs[i].verb;
+	switch (t->len) {
+	case 2:
+		if (p[0] != 'm')
+			break;
+		switch (p[1]) {
+		case 'g': return MV_MG;
+		case 's': return MV_MS;
+		case 'd': return MV_MD;
+		case 'a': return MV_MA;
+		case 'n': return MV_MN;
+		case 'e': return MV_ME;
+		}
+		break;
+	case 3:
+		return IS("get") ? MV_GET : IS("set") ? MV_SET : IS("gat") ?
+		    MV_GAT : IS("add") ? MV_ADD : IS("cas") ? MV_CAS : MV_NONE;
+	case 4:
+		return IS("gets") ? MV_GETS : IS("gats") ? MV_GATS : IS("incr") ?
+		    MV_INCR : IS("decr") ? MV_DECR : IS("quit") ? MV_QUIT :
+		    MV_NONE;
+	case 5:
+		return IS("touch") ? MV_TOUCH : IS("stats") ? MV_STATS : MV_NONE;
+	case 6:
+		return IS("delete") ? MV_DELETE : IS("append") ? MV_APPEND :
+		    MV_NONE;
+	case 7:
+		return IS("replace") ? MV_REPLACE : IS("prepend") ? MV_PREPEND :
+		    IS("version") ? MV_VERSION : MV_NONE;
+	case 9:
+		return IS("flush_all") ? MV_FLUSH_ALL : IS("verbosity") ?
+		    MV_VERBOSITY : MV_NONE;
+	case 11:
+		return IS("lru_crawler") ? MV_LRU_CRAWLER : MV_NONE;
+	}
 	return MV_NONE;
 }
+#undef IS
 
 static int
 is_retrieval(enum mc_verb v)
@@ -254,16 +270,15 @@ retrieval_ready(enum mc_verb verb, const struct token *t, size_t nt,
 /*
  * A retrieval line's start: its verb (and gat's exptime) are here, its keys
  * may still be arriving.  len: the line so far, without its CRLF; lf: its
- * line feed, NULL while it is incomplete.
+ * line feed, NULL while it is incomplete; verb, t and nt: the line's verb
+ * and tokens, as mc_parse() found them.
  */
 static int
 get_start(struct mc_parser *ps, const char *p, size_t avail, size_t len,
-    const char *lf, struct mc_request *r)
+    const char *lf, enum mc_verb verb, const struct token *t, size_t nt,
+    struct mc_request *r)
 {
-	struct token t[2];
-	size_t nt = tokenize(p, len, t, 2);
-
-	r->verb = verb_of(&t[0]);
+	r->verb = verb;
 	r->consumed = (size_t)(t[0].p + t[0].len - p);
 	ps->get_tokens = 0;
 	if (is_touching(r->verb) && nt >= 2) {
@@ -883,7 +898,7 @@ mc_parse(struct mc_parser *ps, const char *p, size_t avail,
 	/* A retrieval line is answered key by key from its first key on. */
 	if (lim->logged_in && is_retrieval(verb) &&
 	    (lf != NULL || retrieval_ready(verb, t, nt, p, len)))
-		return get_start(ps, p, avail, len, lf, r);
+		return get_start(ps, p, avail, len, lf, verb, t, nt, r);
 	if (lf == NULL && avail <= MC_LINE_MAX)
 		return MCP_MORE;
 	if (lf == NULL || len > MC_LINE_MAX) {
