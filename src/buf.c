@@ -114,3 +114,20 @@ buf_free(struct buf *b)
 	b->data = NULL;
 	b->off = b->len = b->cap = 0;
 }
+
+/*
+ * At most n - 1 bytes of s, up to stop or its end; out is a string.  For
+ * names copied on a connection's way in, where snprintf(3) would have a
+ * new prefork child fault in stdio's pages of libc (net_peer_name()).
+ */
+void
+str_copy_until(char *out, size_t n, const char *s, char stop)
+{
+	size_t i;
+
+	if (n == 0)
+		return;
+	for (i = 0; i + 1 < n && s[i] != '\0' && s[i] != stop; i++)
+		out[i] = s[i];
+	out[i] = '\0';
+}

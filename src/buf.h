@@ -1,5 +1,6 @@
 /*
- * buf.h - growable byte buffers for a connection's input and output.
+ * buf.h - growable byte buffers for a connection's input and output, and
+ * a bounded string copy.
  *
  * Input is consumed from the front (off) and compacted lazily, so a batch of
  * pipelined requests is parsed in place without copying each one.
@@ -28,6 +29,7 @@ void	 buf_consume(struct buf *, size_t);
 void	 buf_compact(struct buf *);
 void	 buf_reset(struct buf *);
 void	 buf_free(struct buf *);
+void	 str_copy_until(char *out, size_t n, const char *s, char stop);
 
 /* Inline where there is room already: a reply is a few appends. */
 static inline void

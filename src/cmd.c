@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "auth.h"
 #include "cmd.h"
 #include "log.h"
@@ -591,7 +592,7 @@ become(struct client *c, uint32_t id, const struct user_view *v)
 	c->user = id;
 	c->gen = v->gen;
 	c->role = v->role;
-	snprintf(c->name, sizeof(c->name), "%s", v->name);
+	str_copy_until(c->name, sizeof(c->name), v->name, '\0');
 }
 
 /* Act on another user's store from now on (0: back to one's own). */
@@ -607,7 +608,7 @@ choose(struct client *c, uint32_t id, const char *name)
 	 * meanwhile: a generation no request will match. */
 	c->target_gen = store_user_get(c->st, id, &v) == ST_OK &&
 	    strcmp(v.name, name) == 0 ? v.gen : USER_ANY_GEN - 1;
-	snprintf(c->target_name, sizeof(c->target_name), "%s", name);
+	str_copy_until(c->target_name, sizeof(c->target_name), name, '\0');
 }
 
 /* Name and secret as arguments: valid, or the error that says which. */

@@ -59,14 +59,12 @@ nonblocking(int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* "127.0.0.1 port 5000" -> "127.0.0.1": limits count per address. */
+/* "127.0.0.1 port 5000" -> "127.0.0.1" (an address has no space): limits
+ * count per address. */
 static void
 peer_address(const char *peer, char *out, size_t n)
 {
-	const char *sp = strstr(peer, " port ");
-
-	snprintf(out, n, "%.*s", sp ? (int)(sp - peer) : (int)strlen(peer),
-	    peer);
+	str_copy_until(out, n, peer, ' ');
 }
 
 static int
@@ -162,7 +160,7 @@ conn_init(struct conn *c, const struct conn_config *cfg, enum conn_proto proto,
 	c->proto = proto;
 	c->in = in;
 	c->out = out;
-	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	str_copy_until(c->peer, sizeof(c->peer), peer, '\0');
 	cmd_init(&c->cl, cfg->store, &cfg->policy, c->peer);
 	if (proto == PROTO_MEMCACHED && cfg->bound_user != NULL &&
 	    cmd_bind(&c->cl, cfg->bound_user) != CR_OK) {

@@ -142,14 +142,51 @@ net_peer(int fd, char *out, size_t outlen)
 	return net_peer_name(&ss, len, out, outlen);
 }
 
-/* "ADDRESS port N" of an address accept(2) gave (len 0: unknown). */
+/* n in decimal at p; returns the end. */
+static char *
+put_decimal(char *p, unsigned n)
+{
+	char d[10];
+	int i = 0;
+
+	do
+		d[i++] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	while (i > 0)
+		*p++ = d[--i];
+	return p;
+}
+
+/*
+ * "ADDRESS port N" of an address accept(2) gave (len 0: unknown).  An IPv4
+ * peer, the common case, is written here without stdio: a prefork child
+ * does this for every connection, and printf's code is many pages of libc
+ * that the new process would fault in for it.
+ */
 int
 net_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out,
     size_t outlen)
 {
-	char addr[64];
-	int port;
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+	char addr[64], *p;
+	const unsigned char *a;
+	int port, i;
 
+	/* "255.255.255.255 port 65535" and its NUL: 27 bytes */
+	if (len >= (socklen_t)sizeof(*in4) && ss->ss_family == AF_INET &&
+	    outlen >= 27) {
+		a = (const unsigned char *)&in4->sin_addr;
+		p = out;
+		for (i = 0; i < 4; i++) {
+			if (i > 0)
+				*p++ = '.';
+			p = put_decimal(p, a[i]);
+		}
+		memcpy(p, " port ", 6);
+		p = put_decimal(p + 6, ntohs(in4->sin_port));
+		*p = '\0';
+		return 0;
+	}
 	if (len == 0 || name_of(ss, len, addr, sizeof(addr), &port) == -1) {
 		snprintf(out, outlen, "unknown port 0");
 		return -1;
