@@ -355,7 +355,7 @@ read_busy(struct master_config *mc)
 		memcpy(c->peer, note.peer, sizeof(c->peer));
 		nbusy++;
 		log_info("conn: pid %ld from %s", (long)note.pid, note.peer);
-		log_info("status: %d/%d", nbusy, mc->maxconn);
+		log_debug("status: %d/%d", nbusy, mc->maxconn);
 	}
 	if (spares() == 0 && mc->max_spares > 0) {
 		last_dry = now_ms();
@@ -442,7 +442,7 @@ reap(struct master_config *mc)
 		if (mc->engine == ENGINE_EVENT && now_ms() - last_worker < 1000)
 			worker_died_young = 1;
 		*c = children[--nchildren];
-		log_info("status: %d/%d", nbusy, mc->maxconn);
+		log_debug("status: %d/%d", nbusy, mc->maxconn);
 	}
 	errno = saved;
 }
@@ -492,7 +492,7 @@ accept_one(struct master_config *mc, int li)
 	nchildren++;
 	nbusy++;
 	log_info("conn: pid %ld from %s", (long)pid, peer);
-	log_info("status: %d/%d", nbusy, mc->maxconn);
+	log_debug("status: %d/%d", nbusy, mc->maxconn);
 }
 
 /* SIGTERM: stop accepting, let each child finish its request, then go. */

@@ -683,7 +683,7 @@ load_client() {
 	local reply n served=
 
 	svc_command "$(unit_value kvstored.service ExecStart)"
-	SVC_CMD+=(-c 2)
+	SVC_CMD+=(-c 2 -v)	# -v: the status: lines the test waits on
 	ssa_start accept-no "$(listen_address kvstored.socket)" -- \
 	    "${SVC_CMD[@]}"
 	KV_PORT=$SSA_PORT KV_LOG=$SSA_LOG
@@ -800,10 +800,30 @@ load_client() {
 	run -1 listening "$pid" "$port"
 }
 
-@test "log lines with -f: start, conn, status n/limit, end; a killed child with its pid, peer and signal" {
-	local reply child cport
+@test "log lines without -v: a connection is its conn: line (and, prefork, its end: line), no status: lines" {
+	local child
 
 	kv_start -c 5
+	run -0 kv put k v
+	if [[ ${KV_ENGINE:-prefork} == event ]]; then
+		kv_wait_log ': conn: pid [0-9]+ from 127\.0\.0\.1 port [0-9]+$'
+	else
+		kv_wait_log ': end: pid [0-9]+ status 0$'
+		child=$(sed -n 's/.*: conn: pid \([0-9]*\) from .*/\1/p' "$KV_LOG")
+		[[ $child =~ ^[0-9]+$ ]]
+		run -0 grep -E "^kvstored\\[$KV_PID\\]: (conn|status|end): " "$KV_LOG"
+		assert_line --index 0 --regexp "^kvstored\\[$KV_PID\\]: conn: pid $child from 127\\.0\\.0\\.1 port [0-9]+\$"
+		assert_line --index 1 "kvstored[$KV_PID]: end: pid $child status 0"
+		[ "${#lines[@]}" -eq 2 ]
+	fi
+	run -1 grep -c ': status: ' "$KV_LOG"
+	assert_output 0
+}
+
+@test "log lines with -f -v: start, conn, status n/limit, end; a killed child with its pid, peer and signal" {
+	local reply child cport
+
+	kv_start -c 5 -v
 	run -0 grep -E "^kvstored\\[$KV_PID\\]: start: kvstored 1\\.0\\.0 listen 127\\.0\\.0\\.1 port $KV_PORT segment $KV_SHM size 16M maxconn 5\$" "$KV_LOG"
 	run -0 kv put k v
 	if [[ ${KV_ENGINE:-prefork} == event ]]; then
