@@ -15,8 +15,8 @@
 #include <time.h>
 
 #include "audit.h"
-#include "buf.h"
 #include "auth.h"
+#include "buf.h"
 #include "cmd.h"
 #include "log.h"
 #include "store.h"

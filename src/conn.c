@@ -2,8 +2,8 @@
  * conn.c - the connection core (conn.h): the socket, the buffers and the
  * deadlines of one client connection.
  *
- * Sockets are non-blocking, and the core never waits on one peer for longer
- * than a deadline:
+ * The core never waits on one peer for longer than a deadline (its I/O is
+ * non-blocking, or a wait bounded by the nearest deadline, conn_serve()):
  *   - a request half sent may take -T seconds from its first byte (a line
  *     trickled a byte at a time ends all the same);
  *   - replies not taken: the output queue is bounded (CONN_OUT_MAX); past
@@ -580,8 +580,8 @@ conn_login_done(struct conn *c, int rc, const struct client *who)
 /*
  * Let a wait of ms (-1: none) be a recv() on the blocking socket: set its
  * SO_RCVTIMEO when the one it has would wake us too late (by more than
- * RCVTIMEO_SLACK, a deadline being seconds) or needlessly often.  -1 if
- * it cannot be set: poll() then.
+ * RCVTIMEO_SLACK, a deadline being seconds; the kernel rounds it up to its
+ * tick too) or needlessly often.  -1 if it cannot be set: poll() then.
  */
 #define RCVTIMEO_SLACK	20
 static int
@@ -601,23 +601,30 @@ rcvtimeo(struct conn *c, int ms)
 	return 0;
 }
 
+/*
+ * A stream socket that blocks: one that came non-blocking (systemd's
+ * NonBlocking=, say) is left so, as its open file may be shared, and a
+ * recv() on it would never wait.
+ */
 static int
-is_socket(int fd)
+blocking_socket(int fd)
 {
-	int type;
+	int type, fl;
 	socklen_t len = sizeof(type);
 
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-	    type == SOCK_STREAM;
+	    type == SOCK_STREAM && (fl = fcntl(fd, F_GETFL)) != -1 &&
+	    !(fl & O_NONBLOCK);
 }
 
 /*
- * The prefork engine: one connection, this process, to its end.  A socket
- * of its own stays blocking, and the wait for the next request is the
- * recv() that reads it, as in a plain fork-per-connection server: a
- * poll() first would be a second system call each request.  Waits for
- * the socket to take replies (or for a socket that is not one, inetd's
- * pipes, say) are poll()s on non-blocking I/O.
+ * The prefork engine: one connection, this process, to its end.  A
+ * blocking socket that is both its input and output stays blocking, and
+ * the wait for the next request is the recv() that reads it, as in a
+ * plain fork-per-connection server: a poll() first would be a second
+ * system call each request.  Waits for the socket to take replies, and
+ * every wait on other fds (inetd's stdin and stdout, a socket passed
+ * non-blocking), are poll()s on non-blocking I/O.
  */
 int
 conn_serve(struct conn *c)
@@ -626,7 +633,7 @@ conn_serve(struct conn *c)
 	uint64_t now = conn_now();
 	int np, wait, readable = 0;
 
-	c->sockio = c->in == c->out && is_socket(c->in);
+	c->sockio = c->in == c->out && blocking_socket(c->in);
 	conn_start(c, now);
 	while (conn_step(c, readable, now)) {
 		now = conn_now();

@@ -411,6 +411,20 @@ standalone_sees() {
 	no_children "$SSA_PID"
 }
 
+@test "Accept=yes with the connection passed non-blocking (NonBlocking=yes): served, and idle it costs no CPU" {
+	command -v python3 >/dev/null || skip "no python3 (apt-get install python3)"
+	svc_command "$(unit_value kvstored-inetd@.service ExecStart)"
+	export NB_LOG=$BATS_TEST_TMPDIR/nb.log
+	run -0 python3 "$TESTS_DIR/nonblocking-fd3.py" "${SVC_CMD[@]}"
+	cat "$BATS_TEST_TMPDIR/nb.log"
+	assert_line --index 0 'reply PONG'
+	[[ ${lines[1]} =~ ^idle_ticks\ ([0-9]+)$ ]]
+	echo "# idle 1.5 s: ${BASH_REMATCH[1]} ticks of CPU" >&3
+	# A wait that does not wait spins: ~150 ticks in 1.5 s.
+	[ "${BASH_REMATCH[1]}" -le 20 ]
+	assert_line --index 2 'exit 0'
+}
+
 @test "Accept=no (kvstored.socket): one master on the passed listening socket" {
 	local addr kids k
 
