@@ -814,6 +814,16 @@ load_client() {
 	run -1 listening "$pid" "$port"
 }
 
+# one_child_log: wait for a prefork child's end: line; child is its pid,
+# lines the master's conn:, status: and end: lines, the first its conn:.
+one_child_log() {
+	kv_wait_log ': end: pid [0-9]+ status 0$'
+	child=$(sed -n 's/.*: conn: pid \([0-9]*\) from .*/\1/p' "$KV_LOG")
+	[[ $child =~ ^[0-9]+$ ]]
+	run -0 grep -E "^kvstored\\[$KV_PID\\]: (conn|status|end): " "$KV_LOG"
+	assert_line --index 0 --regexp "^kvstored\\[$KV_PID\\]: conn: pid $child from 127\\.0\\.0\\.1 port [0-9]+\$"
+}
+
 @test "log lines without -v: a connection is its conn: line (and, prefork, its end: line), no status: lines" {
 	local child
 
@@ -822,11 +832,7 @@ load_client() {
 	if [[ ${KV_ENGINE:-prefork} == event ]]; then
 		kv_wait_log ': conn: pid [0-9]+ from 127\.0\.0\.1 port [0-9]+$'
 	else
-		kv_wait_log ': end: pid [0-9]+ status 0$'
-		child=$(sed -n 's/.*: conn: pid \([0-9]*\) from .*/\1/p' "$KV_LOG")
-		[[ $child =~ ^[0-9]+$ ]]
-		run -0 grep -E "^kvstored\\[$KV_PID\\]: (conn|status|end): " "$KV_LOG"
-		assert_line --index 0 --regexp "^kvstored\\[$KV_PID\\]: conn: pid $child from 127\\.0\\.0\\.1 port [0-9]+\$"
+		one_child_log
 		assert_line --index 1 "kvstored[$KV_PID]: end: pid $child status 0"
 		[ "${#lines[@]}" -eq 2 ]
 	fi
@@ -852,11 +858,7 @@ load_client() {
 		[ "$(grep -c ": worker: pid " "$KV_LOG")" -ge 2 ]
 		return 0
 	fi
-	kv_wait_log ': end: pid [0-9]+ status 0$'
-	child=$(sed -n 's/.*: conn: pid \([0-9]*\) from .*/\1/p' "$KV_LOG")
-	[[ $child =~ ^[0-9]+$ ]]
-	run -0 grep -E "^kvstored\\[$KV_PID\\]: (conn|status|end): " "$KV_LOG"
-	assert_line --index 0 --regexp "^kvstored\\[$KV_PID\\]: conn: pid $child from 127\\.0\\.0\\.1 port [0-9]+\$"
+	one_child_log
 	assert_line --index 1 "kvstored[$KV_PID]: status: 1/5"
 	assert_line --index 2 "kvstored[$KV_PID]: end: pid $child status 0"
 	assert_line --index 3 "kvstored[$KV_PID]: status: 0/5"
