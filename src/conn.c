@@ -631,7 +631,7 @@ conn_serve(struct conn *c)
 {
 	struct pollfd pfd[2];
 	uint64_t now = conn_now();
-	int np, wait, readable = 0;
+	int np, wait, r, readable = 0;
 
 	c->sockio = c->in == c->out && blocking_socket(c->in);
 	conn_start(c, now);
@@ -641,9 +641,9 @@ conn_serve(struct conn *c)
 		    (int)(c->wake_at - now) : 0;
 		if (c->sockio && c->want_read && !c->want_write && wait != 0 &&
 		    rcvtimeo(c, wait) == 0) {
-			np = read_some(c, 1);
+			r = read_some(c, 1);
 			now = conn_now();
-			took_input(c, np, now);
+			took_input(c, r, now);
 			readable = 0;
 			continue;
 		}

@@ -16,13 +16,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "net.h"
 
+/* n in decimal at p; returns the end. */
+static char *
+put_decimal(char *p, unsigned n)
+{
+	char d[10];
+	int i = 0;
+
+	do
+		d[i++] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	while (i > 0)
+		*p++ = d[--i];
+	return p;
+}
+
 /*
- * The numeric address and port.  inet_ntop(3) for the common cases, as
- * it is cheaper than getnameinfo(3) on every new connection; getnameinfo
- * for the rest (a scoped IPv6 address, say, which it writes with its
- * zone).
+ * The numeric address and port.  IPv4, the common case, written here, and
+ * IPv6 by inet_ntop(3), as both are cheaper than getnameinfo(3) on every
+ * new connection; getnameinfo for the rest (a scoped IPv6 address, say,
+ * which it writes with its zone).  No stdio for IPv4: a prefork child
+ * names its peer on every connection, and printf's code is many pages of
+ * libc that the new process would fault in for it.
  */
 static int
 name_of(const struct sockaddr_storage *ss, socklen_t len, char *addr,
@@ -30,12 +48,19 @@ name_of(const struct sockaddr_storage *ss, socklen_t len, char *addr,
 {
 	const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
 	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-	char serv[16];
+	const unsigned char *a = (const unsigned char *)&in4->sin_addr;
+	char serv[16], *p;
+	int i;
 
 	if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(*in4)) {
-		if (inet_ntop(AF_INET, &in4->sin_addr, addr,
-		    (socklen_t)addrlen) == NULL)
+		if (addrlen < INET_ADDRSTRLEN)
 			return -1;
+		for (p = addr, i = 0; i < 4; i++) {
+			if (i > 0)
+				*p++ = '.';
+			p = put_decimal(p, a[i]);
+		}
+		*p = '\0';
 		*port = ntohs(in4->sin_port);
 		return 0;
 	}
@@ -142,56 +167,24 @@ net_peer(int fd, char *out, size_t outlen)
 	return net_peer_name(&ss, len, out, outlen);
 }
 
-/* n in decimal at p; returns the end. */
-static char *
-put_decimal(char *p, unsigned n)
-{
-	char d[10];
-	int i = 0;
-
-	do
-		d[i++] = (char)('0' + n % 10);
-	while ((n /= 10) != 0);
-	while (i > 0)
-		*p++ = d[--i];
-	return p;
-}
-
-/*
- * "ADDRESS port N" of an address accept(2) gave (len 0: unknown).  An IPv4
- * peer, the common case, is written here without stdio: a prefork child
- * does this for every connection, and printf's code is many pages of libc
- * that the new process would fault in for it.
- */
+/* "ADDRESS port N" of an address accept(2) gave (len 0: unknown). */
 int
 net_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out,
     size_t outlen)
 {
-	const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
-	char addr[64], *p;
-	const unsigned char *a;
-	int port, i;
+	char addr[64], line[sizeof(addr) + sizeof(" port 65535")], *p;
+	int port;
 
-	/* "255.255.255.255 port 65535" and its NUL: 27 bytes */
-	if (len >= (socklen_t)sizeof(*in4) && ss->ss_family == AF_INET &&
-	    outlen >= 27) {
-		a = (const unsigned char *)&in4->sin_addr;
-		p = out;
-		for (i = 0; i < 4; i++) {
-			if (i > 0)
-				*p++ = '.';
-			p = put_decimal(p, a[i]);
-		}
-		memcpy(p, " port ", 6);
-		p = put_decimal(p + 6, ntohs(in4->sin_port));
-		*p = '\0';
-		return 0;
-	}
 	if (len == 0 || name_of(ss, len, addr, sizeof(addr), &port) == -1) {
-		snprintf(out, outlen, "unknown port 0");
+		str_copy_until(out, outlen, "unknown port 0", '\0');
 		return -1;
 	}
-	snprintf(out, outlen, "%s port %d", addr, port);
+	p = line + strlen(addr);
+	memcpy(line, addr, (size_t)(p - line));
+	memcpy(p, " port ", 6);
+	p = put_decimal(p + 6, (unsigned)port);
+	*p = '\0';
+	str_copy_until(out, outlen, line, '\0');
 	return 0;
 }
 
