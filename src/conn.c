@@ -287,16 +287,16 @@ read_some(struct conn *c, int wait)
 
 /*
  * Has the front-end had its turn?  CONN_TURN requests, or CONN_TURN_MS of
- * work (some requests walk a whole store), whichever comes first; the
- * clock is read every 8 requests.
+ * work (some requests walk a whole store) since this conn_step() began,
+ * whichever comes first; the clock is read every 8 requests, so a request
+ * that is answered at once reads it never.
  */
 int
-conn_turn_over(struct conn *c, unsigned *n, uint64_t started)
+conn_turn_over(struct conn *c, unsigned *n)
 {
-	(void)c;
 	if (++*n < 8 || *n % 8 != 0)
 		return 0;
-	return *n >= CONN_TURN || conn_now() - started >= CONN_TURN_MS;
+	return *n >= CONN_TURN || conn_now() - c->turn_from >= CONN_TURN_MS;
 }
 
 /* Logged in: no longer counted among the connections waiting to (-U). */
@@ -394,6 +394,7 @@ conn_step(struct conn *c, int readable, uint64_t now)
 	size_t queued;
 	int pending, r;
 
+	c->turn_from = now;
 	/* Input waits while a turn's worth of it is still unanswered: the
 	 * input buffer holds what the bounds let through, no more. */
 	if (readable && !c->closing && !c->eof && !c->paused && !c->yield &&
@@ -636,9 +637,14 @@ conn_serve(struct conn *c)
 	c->sockio = c->in == c->out && blocking_socket(c->in);
 	conn_start(c, now);
 	while (conn_step(c, readable, now)) {
-		now = conn_now();
-		wait = c->wake_at == 0 ? -1 : c->wake_at > now ?
-		    (int)(c->wake_at - now) : 0;
+		/* The clock is read again only for a deadline's wait: with
+		 * none (memcached's listener without -W), a request reads it
+		 * once, when it has come. */
+		wait = -1;
+		if (c->wake_at != 0) {
+			now = conn_now();
+			wait = c->wake_at > now ? (int)(c->wake_at - now) : 0;
+		}
 		if (c->sockio && c->want_read && !c->want_write && wait != 0 &&
 		    rcvtimeo(c, wait) == 0) {
 			r = read_some(c, 1);

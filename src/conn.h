@@ -95,6 +95,7 @@ struct conn {
 	/* the core's clock, ms (conn_now()) */
 	uint64_t	 T, idle;	/* -T and the listener's idle, in ms */
 	uint64_t	 login_by, partial_since, write_since, idle_since;
+	uint64_t	 turn_from;	/* the now this conn_step() was given */
 	int		 more;		/* the front-end stopped at the bound */
 	int		 yield;		/* it answered a turn's worth */
 	int		 paused;	/* waiting on a login helper */
@@ -131,7 +132,7 @@ int	conn_http_line(const char *p, size_t avail, int logged_in);
 int	conn_refuse_http(struct conn *);
 /* Drop what an earlier error said to; 1 while there is more to drop. */
 int	conn_drop_garbage(struct conn *);
-int	conn_turn_over(struct conn *, unsigned *n, uint64_t started);
+int	conn_turn_over(struct conn *, unsigned *n);
 
 /* Set from a signal handler: tell the client, then end. */
 extern volatile sig_atomic_t conn_stop;

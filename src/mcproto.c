@@ -492,7 +492,6 @@ mc_batch(struct conn *c)
 	struct mc_request r;
 	int st, rc = 0;
 	unsigned turn = 0;
-	uint64_t started = conn_now();
 	size_t warm = 0;		/* input bytes warm_ahead covered */
 
 	while (!c->closing) {
@@ -500,7 +499,7 @@ mc_batch(struct conn *c)
 			rc = buf_avail(&c->ib) > 0 || m->dump ? 1 : 0;
 			break;
 		}
-		if (conn_turn_over(c, &turn, started)) {	/* keys count too */
+		if (conn_turn_over(c, &turn)) {	/* keys count too */
 			rc = buf_avail(&c->ib) > 0 || m->dump ? 2 : 0;
 			break;
 		}

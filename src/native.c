@@ -557,13 +557,12 @@ native_batch(struct conn *c)
 	uint32_t value_max = cmd_value_max(&c->cl);
 	int logged_in;
 	unsigned turn = 0;
-	uint64_t started = conn_now();
 	struct request rq;	/* this call's: nothing of it outlives a request */
 
 	while (!c->closing) {
 		if (buf_avail(&c->ob) >= CONN_OUT_MAX)
 			return buf_avail(&c->ib) > 0 ? 1 : 0;
-		if (conn_turn_over(c, &turn, started))
+		if (conn_turn_over(c, &turn))
 			return buf_avail(&c->ib) > 0 ? 2 : 0;
 		if (conn_drop_garbage(c) || buf_avail(&c->ib) == 0)
 			return 0;

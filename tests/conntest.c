@@ -25,6 +25,7 @@ static void
 feed(struct conn *c, const char *bytes)
 {
 	buf_append(&c->ib, bytes, strlen(bytes));
+	c->turn_from = conn_now();	/* as conn_step() sets it */
 	if ((c->proto == PROTO_MEMCACHED ? mc_batch(c) : native_batch(c)) ==
 	    -1) {
 		printf("not ok %d - batch dropped the connection\n", ++checks);
