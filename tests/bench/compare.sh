@@ -35,7 +35,10 @@
 #	BENCH_MEMCACHED_MB	memcached -m (default: the same)
 #	BENCH_THREADS (2)	kvbench threads
 #	BENCH_CPR_CONNS (50)	concurrent clients in the connect-per-request row
-#	BENCH_ROUNDS (1)	repeat each cell, report the median (by ops/s)
+#	BENCH_ROUNDS (1)	repeat each cell, report the median (by ops/s);
+#				a row runs round by round, each server in
+#				turn, so that the rounds of one cell are
+#				spread over the row's time as the others' are
 #	BENCH_RATIO (1:10)	set:get   BENCH_VALUE (32)  BENCH_KEY (16)
 #	BENCH_HUGE (0)		1, as root: /dev/shm remounted huge=advise for
 #				the run (kvstored's segment in 2 MiB pages),
@@ -126,22 +129,24 @@ server_flags() {
 	fi
 }
 
-# kvbench against server $1 with flags "$@"; the median of BENCH_ROUNDS.
-measure() {
-	local s=$1 r line
-	local -a lines=()
+# One round of kvbench against server $1 with flags "$@": its RESULT line.
+measure_once() {
+	local s=$1
 	shift
-	for ((r = 0; r < BENCH_ROUNDS; r++)); do
-		# shellcheck disable=SC2046
-		line=$(bench_run -p "${S_PORT[$s]}" $(server_flags "$s") \
-		    -t "$BENCH_THREADS" -r "$BENCH_RATIO" \
-		    --key-size "$BENCH_KEY" --value-size "$BENCH_VALUE" \
-		    -D "$BENCH_SECS" -w "$BENCH_WARMUP" "$@" -l "$s")
-		bench_note "$line"
-		lines+=("$(bench_field ops_s "$line") $line")
-	done
-	printf '%s\n' "${lines[@]}" | sort -n | sed -n "$(((BENCH_ROUNDS + 1) / 2))p" |
-	    cut -d' ' -f2-
+	# shellcheck disable=SC2046
+	bench_run -p "${S_PORT[$s]}" $(server_flags "$s") \
+	    -t "$BENCH_THREADS" -r "$BENCH_RATIO" \
+	    --key-size "$BENCH_KEY" --value-size "$BENCH_VALUE" \
+	    -D "$BENCH_SECS" -w "$BENCH_WARMUP" "$@" -l "$s"
+}
+
+# The median (by ops/s) of the RESULT lines on stdin.
+median() {
+	local line
+
+	while IFS= read -r line; do
+		[[ -n $line ]] && echo "$(bench_field ops_s "$line") $line"
+	done | sort -n | sed -n "$(((BENCH_ROUNDS + 1) / 2))p" | cut -d' ' -f2-
 }
 
 # A server that cannot answer a few requests gets no rows (kvstored's
@@ -247,18 +252,29 @@ for row in c4 c50 c500 pipe cpr big; do
 	[[ $row == big ]] && prefill "$BENCH_BIG_KEYS"
 	order+=("$row")
 	bench_note "row: ${ROW_NAME[$row]}"
+	# Round by round, every server in turn: a machine that slows down
+	# for a while slows one round of each, not every round of one.
+	declare -A ROUNDS=()
+	for ((r = 0; r < BENCH_ROUNDS; r++)); do
+		for s in "${servers[@]}"; do
+			[[ $s == native && $row == cpr ]] && continue
+			[[ -n ${BROKEN[$s]-} ]] && continue
+			# shellcheck disable=SC2086
+			line=$(measure_once "$s" ${ROW_ARGS[$row]})
+			bench_note "$line"
+			ROUNDS[$s]+=$line$'\n'
+		done
+	done
 	for s in "${servers[@]}"; do
 		if [[ $s == native && $row == cpr ]]; then
 			R[$row,$s]="RESULT ops=0 errors=-1"
-			continue
-		fi
-		if [[ -n ${BROKEN[$s]-} ]]; then
+		elif [[ -n ${BROKEN[$s]-} ]]; then
 			R[$row,$s]="RESULT ops=0 errors=-2"
-			continue
+		else
+			R[$row,$s]=$(printf '%s' "${ROUNDS[$s]}" | median)
 		fi
-		# shellcheck disable=SC2086
-		R[$row,$s]=$(measure "$s" ${ROW_ARGS[$row]})
 	done
+	unset ROUNDS
 done
 
 # The table (markdown, so it pastes into README and the issue).
