@@ -296,7 +296,8 @@ conn_turn_over(struct conn *c, unsigned *n)
 {
 	if (++*n < 8 || *n % 8 != 0)
 		return 0;
-	return *n >= CONN_TURN || conn_now() - c->turn_from >= CONN_TURN_MS;
+	c->turn_clock = conn_now();
+	return *n >= CONN_TURN || c->turn_clock - c->turn_from >= CONN_TURN_MS;
 }
 
 /* Logged in: no longer counted among the connections waiting to (-U). */

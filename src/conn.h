@@ -96,6 +96,7 @@ struct conn {
 	uint64_t	 T, idle;	/* -T and the listener's idle, in ms */
 	uint64_t	 login_by, partial_since, write_since, idle_since;
 	uint64_t	 turn_from;	/* the now this conn_step() was given */
+	uint64_t	 turn_clock;	/* the last clock its turns read */
 	int		 more;		/* the front-end stopped at the bound */
 	int		 yield;		/* it answered a turn's worth */
 	int		 paused;	/* waiting on a login helper */

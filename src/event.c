@@ -408,25 +408,34 @@ total_conns(void)
 	return n;
 }
 
-/* One turn; then watch for what the connection waits for, or close it. */
-static void
+/*
+ * One turn; then watch for what the connection waits for, or close it.
+ * Returns now, or the later time the turn read: the events of one wake-up
+ * share a clock read, and a turn that ran long must not shorten the next
+ * connection's (its CONN_TURN_MS count from the now it is given).
+ */
+static uint64_t
 drive(struct ev_conn *e, int readable, uint64_t now)
 {
 	struct epoll_event ev;
 	uint32_t want;
+	int open;
 
 	if (e->index < 0)
-		return;		/* closed earlier this turn */
-	if (!conn_step(&e->c, readable, now)) {
+		return now;	/* closed earlier this turn */
+	open = conn_step(&e->c, readable, now);
+	if (e->c.turn_clock > now)
+		now = e->c.turn_clock;
+	if (!open) {
 		conn_close(e);
-		return;
+		return now;
 	}
 	if (e->c.wake_at != 0 && (next_due == 0 || e->c.wake_at < next_due))
 		next_due = e->c.wake_at;
 	want = (e->c.want_read ? EPOLLIN : 0) | (e->c.want_write ? EPOLLOUT :
 	    0);
 	if (want == e->events)
-		return;
+		return now;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want;
 	ev.data.ptr = e;
@@ -438,9 +447,10 @@ drive(struct ev_conn *e, int readable, uint64_t now)
 	    e->c.in, &ev) == -1) {
 		log_warn("epoll_ctl %s", e->c.peer);
 		conn_close(e);
-		return;
+		return now;
 	}
 	e->events = want;
+	return now;
 }
 
 static void
@@ -665,7 +675,7 @@ event_worker(struct master_config *m)
 				if (!stopping)
 					take((int)(tag - TAG_LISTEN), now);
 			} else
-				drive(evs[i].data.ptr, (evs[i].events &
+				now = drive(evs[i].data.ptr, (evs[i].events &
 				    (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, now);
 		}
 		run_timers(now);
