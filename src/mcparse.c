@@ -29,6 +29,7 @@ static size_t
 tokenize(const char *p, size_t len, struct token *t, size_t max)
 {
 	size_t i = 0, n = 0, start;
+	const char *q;
 
 	while (i < len) {
 		while (i < len && p[i] == ' ')
@@ -36,8 +37,9 @@ tokenize(const char *p, size_t len, struct token *t, size_t max)
 		if (i == len)
 			break;
 		start = i;
-		while (i < len && p[i] != ' ')
-			i++;
+		/* memchr() takes a word at a time; a key is tens of bytes */
+		q = memchr(p + i, ' ', len - i);
+		i = q != NULL ? (size_t)(q - p) : len;
 		if (n < max) {
 			t[n].p = p + start;
 			t[n].len = i - start;
@@ -292,6 +294,16 @@ get_start(struct mc_parser *ps, const char *p, size_t avail, size_t len,
 		}
 		ps->get_tokens = 1;
 		r->consumed = (size_t)(t[1].p + t[1].len - p);
+	}
+	if (lf != NULL && nt == ps->get_tokens + 2 &&
+	    mc_key_ok(t[nt - 1].p, t[nt - 1].len)) {
+		/* The usual line, whole and of one good key: one answer for
+		 * what would take three, with the same meaning. */
+		r->key = t[nt - 1].p;
+		r->klen = t[nt - 1].len;
+		r->ntokens = nt - 1;
+		r->consumed = (size_t)(lf - p) + 1;
+		return MCP_GET_ONE;
 	}
 	ps->in_get = 1;
 	ps->get_verb = r->verb;

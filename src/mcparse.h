@@ -32,6 +32,8 @@ enum mc_status {
 	MCP_REQUEST,		/* a request (or a retrieval line's start) */
 	MCP_KEY,		/* the next key of the retrieval line */
 	MCP_END,		/* the retrieval line's end */
+	MCP_GET_ONE,		/* a whole retrieval line of one key: its
+				 * start, the key (r.key) and its end at once */
 	MCP_ERROR,		/* reply r.error; consume, then discard/skip */
 	MCP_GET_ERROR,		/* a bad key ends the retrieval line */
 	MCP_CLOSE		/* reply r.error, then close */
@@ -103,7 +105,7 @@ struct mc_request {
 	uint32_t	 vlen;
 	uint64_t	 cas;
 	uint64_t	 delta;		/* incr, decr */
-	uint64_t	 ntokens;	/* MCP_END: tokens after the verb */
+	uint64_t	 ntokens;	/* MCP_END, MCP_GET_ONE: tokens after the verb */
 	const char	*data;		/* storage: vlen bytes, then CRLF */
 	int		 too_large;	/* storage: data over the limit, dropped */
 	int		 bad_chunk;	/* storage: the data's CRLF is missing */

@@ -436,8 +436,11 @@ first_key(const char *p, const char *nl, const char **key)
 		return 0;
 	while (p < nl && *p == ' ')
 		p++;
-	for (e = p; e < nl && *e != ' ' && *e != '\r'; e++)
-		;
+	/* A hint only: a CR inside a key warms a wrong bucket, no more. */
+	if ((e = memchr(p, ' ', (size_t)(nl - p))) == NULL)
+		e = nl;
+	if (e > p && e[-1] == '\r')
+		e--;
 	*key = p;
 	return (size_t)(e - p) <= KV_KEY_MAX ? (size_t)(e - p) : 0;
 }
@@ -464,6 +467,11 @@ warm_ahead(struct conn *c)
 	unsigned n = 0, lines = 0;
 
 	end = head + (avail < WARM_SCAN ? avail : WARM_SCAN);
+	/* A request alone, as without pipelining, has none to warm: not
+	 * again until it is consumed. */
+	nl = memchr(p, '\n', (size_t)(end - p));
+	if (nl == NULL || memchr(nl + 1, '\n', (size_t)(end - nl - 1)) == NULL)
+		return (size_t)(end - head);
 	while (lines < STORE_PREFETCH_MAX &&
 	    (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		const char *key;
@@ -473,8 +481,6 @@ warm_ahead(struct conn *c)
 		lines++;
 		p = nl + 1;
 	}
-	if (lines < 2)
-		return (size_t)(end - head);	/* not again until consumed */
 	if (n > 1)
 		cmd_prefetch(&c->cl, keys, n);
 	return (size_t)(p - head);
@@ -548,6 +554,12 @@ mc_batch(struct conn *c)
 			get_one(c, &r);
 			break;
 		case MCP_END:
+			get_end(c, &r, NULL);
+			c->requests++;
+			break;
+		case MCP_GET_ONE:
+			get_start(c, &r);
+			get_one(c, &r);
 			get_end(c, &r, NULL);
 			c->requests++;
 			break;

@@ -15,6 +15,8 @@
  *     followed by two bytes of input; a longer block is marked too large
  *     and dropped, never handed over;
  *   - KEY and END only inside a retrieval line, REQUEST never inside one;
+ *     GET_ONE (a whole line of one key) never inside one, and nothing
+ *     but blanks between its key and the line's end;
  *   - every error line is one of memcached's kinds;
  *   - meta commands: a key as above, or for b the decoded bytes in the
  *     request's own buffer; flags seen once each, in order; an opaque
@@ -55,6 +57,23 @@ check_error(const struct mc_request *r)
 	    strncmp(r->error, "CLIENT_ERROR ", 13) == 0 ||
 	    strcmp(r->error, "BADCLASS invalid class id") == 0 ||
 	    strncmp(r->error, "SERVER_ERROR ", 13) == 0);
+}
+
+static int
+is_retrieval_verb(enum mc_verb v)
+{
+	return v == MV_GET || v == MV_GETS || v == MV_GAT || v == MV_GATS;
+}
+
+/* After a line's last key: spaces, perhaps a CR, then its LF at lf. */
+static int
+line_rest_blank(const char *q, const char *lf)
+{
+	if (q < lf && lf[-1] == '\r')
+		lf--;
+	while (q < lf && *q == ' ')
+		q++;
+	return q == lf;
 }
 
 static void
@@ -223,6 +242,14 @@ run(const char *buf, size_t len)
 			break;
 		case MCP_END:
 			REQUIRE(was_in_get && !ps.in_get && r.consumed > 0);
+			break;
+		case MCP_GET_ONE:
+			REQUIRE(!was_in_get && !ps.in_get && r.consumed > 0);
+			REQUIRE(is_retrieval_verb(r.verb) && r.ntokens >= 1);
+			check_key(&r, p, n);
+			REQUIRE(p[r.consumed - 1] == '\n');
+			REQUIRE(line_rest_blank(r.key + r.klen,
+			    p + r.consumed - 1));
 			break;
 		case MCP_GET_ERROR:
 			REQUIRE(was_in_get && !ps.in_get);
