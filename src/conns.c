@@ -34,6 +34,39 @@ conns(struct store *st)
 }
 
 /*
+ * How far the entries in use reach.  A connection claims the first free
+ * entry from the table's start, so that with fifty connections open a count
+ * or a sweep reads fifty-odd entries, not all nconns (64 KiB a
+ * connection, which perf found as the busiest function of a prefork
+ * child that serves one request).  hdr->conns_reach is 1 + the entries
+ * ever claimed; 0, in a segment made before it was kept, means all.  It
+ * only grows, so that an entry once inside stays inside; clamped, as the
+ * segment is not trusted.  Sequentially consistent, with the entry's
+ * claim: two connections that claim at once each read the other's entry,
+ * or one of them does (store_conn_claim()).
+ */
+static uint32_t
+reach(struct store *st)
+{
+	uint32_t r = __atomic_load_n(&st->hdr->conns_reach, __ATOMIC_SEQ_CST);
+
+	return r == 0 || r - 1 > st->hdr->nconns ? st->hdr->nconns : r - 1;
+}
+
+/* Entry i is claimed: the reach covers it before anyone counts. */
+static void
+reach_over(struct store *st, uint32_t i)
+{
+	uint32_t *r = &st->hdr->conns_reach;
+	uint32_t was = __atomic_load_n(r, __ATOMIC_SEQ_CST);
+
+	while (was != 0 && was < i + 2 &&
+	    !__atomic_compare_exchange_n(r, &was, i + 2, 0, __ATOMIC_SEQ_CST,
+	    __ATOMIC_SEQ_CST))
+		;
+}
+
+/*
  * The address's keyed hash (items.c's hash_key(), as kind 2: the peers
  * table has 0 and 1), its high half, never 0, so that 0 can mean free.
  * Keyed, so that nobody who picks their address (from an IPv6 prefix,
@@ -122,7 +155,7 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
     unsigned per_addr, unsigned per_prelogin, uint32_t *slot)
 {
 	struct kv_conn *t = conns(st);
-	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), i, at, mine;
+	uint32_t n = st->hdr->nconns, pid = (uint32_t)getpid(), at, mine;
 	uint64_t key = addr_key(st, addr), me = key | pid, zero;
 	unsigned total, waiting;
 	int rc, pass;
@@ -140,7 +173,7 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 				break;
 			store_conn_sweep(st);
 		}
-		for (i = 0, at = pid % n; i < n; i++, at = (at + 1) % n) {
+		for (at = 0; at < n; at++) {
 			zero = 0;
 			if (LOAD(&t[at].who) == 0 &&
 			    CAS(&t[at].who, zero, me)) {
@@ -160,6 +193,8 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 		return STORE_CONN_OK;
 	}
 	*slot = mine + 1;
+	reach_over(st, mine);
+	n = reach(st);
 	count_addr(t, n, key, mine, logged_in, pid, 0, &total, &waiting);
 	if (over(total, waiting, logged_in, per_addr, per_prelogin) == 0)
 		return STORE_CONN_OK;
@@ -194,7 +229,7 @@ void
 store_conn_forget(struct store *st, uint32_t pid)
 {
 	struct kv_conn *t = conns(st);
-	uint32_t i, n = st->hdr->nconns;
+	uint32_t i, n = reach(st);
 	uint64_t w;
 
 	if (pid == 0 || !process_gone(pid))
@@ -214,7 +249,7 @@ void
 store_conn_sweep(struct store *st)
 {
 	struct kv_conn *t = conns(st);
-	uint32_t i, n = st->hdr->nconns, alive = 0;
+	uint32_t i, n = reach(st), alive = 0;
 	uint64_t w;
 
 	for (i = 0; i < n; i++) {

@@ -245,7 +245,8 @@ struct kv_header {
 	uint32_t	nslots;
 	uint32_t	npages;
 	uint32_t	nclasses;
-	uint32_t	pad;
+	uint32_t	conns_reach;	/* conns.c: 1 + the entries ever claimed,
+					 * 0 in a segment made before it */
 	uint64_t	off_stripes, off_buckets, off_users, off_slots;
 	uint64_t	off_pagemap, off_arena;
 	uint64_t	off_audit, off_peers, off_conns;

@@ -130,6 +130,7 @@ plan(struct kv_header *h, const struct store_geometry *g)
 	h->off_peers = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)KV_PEERS * sizeof(struct kv_peer);
 	h->nconns = KV_CONNS;
+	h->conns_reach = 1;		/* none claimed yet */
 	h->off_conns = off = round_up(off, KV_CACHELINE);
 	off += (uint64_t)h->nconns * sizeof(struct kv_conn);
 	h->off_pagemap = off = round_up(off, KV_CACHELINE);

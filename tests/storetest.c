@@ -86,8 +86,9 @@
  *				SipHash-2-4 output under it, never the key)
  *   bucket UID KEY		the bucket the key hashes to, and its stripe
  *   fillconns PID		every free entry of the per-address table
- *				held by PID, for an address nobody has
- *				("filled N")
+ *				held by PID, for an address nobody has,
+ *				and the table's reach over them, as claims
+ *				would leave it ("filled N")
  */
 #include <sys/wait.h>
 
@@ -652,6 +653,9 @@ main(int argc, char **argv)
 				if (CAS(&t[i].who, zero, who))
 					filled++;
 			}
+			/* as claims would have: the reach covers them */
+			if (LOAD(&st.hdr->conns_reach) != 0)
+				STORE(&st.hdr->conns_reach, st.hdr->nconns + 1);
 			printf("filled %u\n", filled);
 		} else if (strcmp(w[0], "namefail") == 0 && n == 2) {
 			store_name_fail(&st, w[1], 0);
