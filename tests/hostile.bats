@@ -386,6 +386,39 @@ hold() {
 	assert_equal "$got" 'ERR busy too many connections from this address'
 }
 
+@test "-H 1: an entry held far into the per-address table counts, so does every entry of a segment that kept no reach (made before it); the count reads no further than the reach" {
+	local holder
+
+	mc_start -H 1
+	sleep 600 3>&- &
+	holder=$!
+	C_BG+=("$holder")
+	# 127.0.0.1's entry 3000, held by a live process, as a claim leaves
+	# it: the reach covers it
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"holdconn 3000 $holder 127.0.0.1"
+	assert_output 'reach 3002'
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output 'ERR busy too many connections from this address'
+	# an older segment's word, 0: every entry is read
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"reach 0"
+	assert_output 'reach 0'
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output 'ERR busy too many connections from this address'
+	run probe "$MC_PORT" 'version\r\n' close
+	assert_output 'SERVER_ERROR busy too many connections from this address'
+	# a reach short of the entry, which no claim leaves: not read
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"reach 100"
+	assert_output 'reach 100'
+	run probe_until "$KV_PORT" 'ping\r\n' PONG 5
+	assert_success
+	# and a reach past the table, which no claim leaves either: the
+	# table's end
+	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"reach 4294967295"
+	assert_output 'reach 4294967295'
+	run probe "$KV_PORT" 'ping\r\n' close
+	assert_output 'ERR busy too many connections from this address'
+}
+
 @test "-U 2: a 3rd connection not logged in gets its listener's busy line, logged; logged-in connections do not count" {
 	local a b c u1 u2
 

@@ -89,6 +89,10 @@
  *				held by PID, for an address nobody has,
  *				and the table's reach over them, as claims
  *				would leave it ("filled N")
+ *   holdconn I PID ADDR	entry I of the per-address table held by PID
+ *				for ADDR, logged in, and the reach over it,
+ *				as a claim would leave them ("reach R")
+ *   reach [R]			the table's reach word, set to R first
  */
 #include <sys/wait.h>
 
@@ -657,6 +661,30 @@ main(int argc, char **argv)
 			if (LOAD(&st.hdr->conns_reach) != 0)
 				STORE(&st.hdr->conns_reach, st.hdr->nconns + 1);
 			printf("filled %u\n", filled);
+		} else if (strcmp(w[0], "holdconn") == 0 && n == 4) {
+			struct kv_conn *t = (struct kv_conn *)(st.base +
+			    st.hdr->off_conns);
+			uint32_t i = (uint32_t)strtoul(w[1], NULL, 10);
+			/* the address's key, as conns.c's addr_key() */
+			uint64_t key = (hash_key(&st, 2, w[3], vlen) |
+			    1ULL << 32) & ~0xffffffffULL;
+
+			if (i >= st.hdr->nconns) {
+				printf("no entry %u\n", i);
+				continue;
+			}
+			STORE(&t[i].logged_in, 1);
+			STORE(&t[i].who, key | (uint32_t)strtoul(w[2], NULL,
+			    10));
+			if (LOAD(&st.hdr->conns_reach) != 0 &&
+			    LOAD(&st.hdr->conns_reach) < i + 2)
+				STORE(&st.hdr->conns_reach, i + 2);
+			printf("reach %u\n", LOAD(&st.hdr->conns_reach));
+		} else if (strcmp(w[0], "reach") == 0 && n <= 2) {
+			if (n == 2)
+				STORE(&st.hdr->conns_reach,
+				    (uint32_t)strtoul(w[1], NULL, 10));
+			printf("reach %u\n", LOAD(&st.hdr->conns_reach));
 		} else if (strcmp(w[0], "namefail") == 0 && n == 2) {
 			store_name_fail(&st, w[1], 0);
 			printf("OK\n");
