@@ -39,11 +39,11 @@ conns(struct store *st)
  * or a sweep reads fifty-odd entries, not all nconns (64 KiB a
  * connection, which perf found as the busiest function of a prefork
  * child that serves one request).  hdr->conns_reach is 1 + the entries
- * ever claimed; 0, in a segment made before it was kept, means all.  It
- * only grows, so that an entry once inside stays inside; clamped, as the
- * segment is not trusted.  Sequentially consistent, with the entry's
- * claim: two connections that claim at once each read the other's entry,
- * or one of them does (store_conn_claim()).
+ * that were ever about to be claimed: it covers an entry before the entry
+ * is taken, so that a process killed in between leaves nothing beyond it
+ * for the sweeps to miss.  It only grows, so that an entry once inside
+ * stays inside.  A segment of this layout starts it at 1; 0 (or more than
+ * the table) would be a broken segment, and reads every entry.
  */
 static uint32_t
 reach(struct store *st)
@@ -53,7 +53,7 @@ reach(struct store *st)
 	return r == 0 || r - 1 > st->hdr->nconns ? st->hdr->nconns : r - 1;
 }
 
-/* Entry i is claimed: the reach covers it before anyone counts. */
+/* Entry i is about to be claimed: the reach covers it first. */
 static void
 reach_over(struct store *st, uint32_t i)
 {
@@ -175,8 +175,10 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 		}
 		for (at = 0; at < n; at++) {
 			zero = 0;
-			if (LOAD(&t[at].who) == 0 &&
-			    CAS(&t[at].who, zero, me)) {
+			if (LOAD(&t[at].who) != 0)
+				continue;
+			reach_over(st, at);
+			if (CAS(&t[at].who, zero, me)) {
 				STORE(&t[at].logged_in,
 				    (uint32_t)(logged_in != 0));
 				mine = at;
@@ -193,7 +195,12 @@ store_conn_claim(struct store *st, const char *addr, int logged_in,
 		return STORE_CONN_OK;
 	}
 	*slot = mine + 1;
-	reach_over(st, mine);
+	/*
+	 * Our entry, then theirs: of two connections that claim at once, at
+	 * least one reads the other's entry (and the reach over it), so they
+	 * may both be refused, never both admitted.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	n = reach(st);
 	count_addr(t, n, key, mine, logged_in, pid, 0, &total, &waiting);
 	if (over(total, waiting, logged_in, per_addr, per_prelogin) == 0)
@@ -259,6 +266,6 @@ store_conn_sweep(struct store *st)
 		if (process_gone((uint32_t)w))
 			free_dead(&t[i], w);
 		else
-			alive = (uint32_t)w;	/* a worker holds a run */
+			alive = (uint32_t)w;	/* one kill(2) for its run */
 	}
 }

@@ -23,7 +23,7 @@
 #include "siphash.h"
 
 #define KV_MAGIC		0x31534f5453564b4bULL	/* "KKVSTOS1" */
-#define KV_LAYOUT_VERSION	5
+#define KV_LAYOUT_VERSION	6	/* 6: conns_reach */
 #define KV_CLASSES_MAX		64
 #define KV_SLOTS		4096	/* processes attached at once */
 #define KV_STRIPES_MAX		1024
@@ -245,8 +245,8 @@ struct kv_header {
 	uint32_t	nslots;
 	uint32_t	npages;
 	uint32_t	nclasses;
-	uint32_t	conns_reach;	/* conns.c: 1 + the entries ever claimed,
-					 * 0 in a segment made before it */
+	uint32_t	conns_reach;	/* conns.c: 1 + the per-address entries
+					 * ever claimed */
 	uint64_t	off_stripes, off_buckets, off_users, off_slots;
 	uint64_t	off_pagemap, off_arena;
 	uint64_t	off_audit, off_peers, off_conns;

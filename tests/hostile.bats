@@ -386,7 +386,7 @@ hold() {
 	assert_equal "$got" 'ERR busy too many connections from this address'
 }
 
-@test "-H 1: an entry held far into the per-address table counts, so does every entry of a segment that kept no reach (made before it); the count reads no further than the reach" {
+@test "-H 1: an entry held far into the per-address table counts, as does every entry where the reach word is 0; the count reads no further than the reach" {
 	local holder
 
 	mc_start -H 1
@@ -399,7 +399,8 @@ hold() {
 	assert_output 'reach 3002'
 	run probe "$KV_PORT" 'ping\r\n' close
 	assert_output 'ERR busy too many connections from this address'
-	# an older segment's word, 0: every entry is read
+	# a word of 0, which no segment of this layout has: every entry is
+	# read
 	run -0 "$STORETEST" "$KV_SHM" 16 1048576 <<<"reach 0"
 	assert_output 'reach 0'
 	run probe "$KV_PORT" 'ping\r\n' close

@@ -664,7 +664,7 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "holdconn") == 0 && n == 4) {
 			struct kv_conn *t = (struct kv_conn *)(st.base +
 			    st.hdr->off_conns);
-			uint32_t i = (uint32_t)strtoul(w[1], NULL, 10);
+			uint32_t i = (uint32_t)strtoul(w[1], NULL, 10), r;
 			/* the address's key, as conns.c's addr_key() */
 			uint64_t key = (hash_key(&st, 2, w[3], vlen) |
 			    1ULL << 32) & ~0xffffffffULL;
@@ -676,9 +676,10 @@ main(int argc, char **argv)
 			STORE(&t[i].logged_in, 1);
 			STORE(&t[i].who, key | (uint32_t)strtoul(w[2], NULL,
 			    10));
-			if (LOAD(&st.hdr->conns_reach) != 0 &&
-			    LOAD(&st.hdr->conns_reach) < i + 2)
-				STORE(&st.hdr->conns_reach, i + 2);
+			r = LOAD(&st.hdr->conns_reach);
+			while (r != 0 && r < i + 2 &&
+			    !CAS(&st.hdr->conns_reach, r, i + 2))
+				;
 			printf("reach %u\n", LOAD(&st.hdr->conns_reach));
 		} else if (strcmp(w[0], "reach") == 0 && n <= 2) {
 			if (n == 2)

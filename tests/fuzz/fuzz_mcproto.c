@@ -245,7 +245,10 @@ run(const char *buf, size_t len)
 			break;
 		case MCP_GET_ONE:
 			REQUIRE(!was_in_get && !ps.in_get && r.consumed > 0);
-			REQUIRE(is_retrieval_verb(r.verb) && r.ntokens >= 1);
+			REQUIRE(lim.logged_in && is_retrieval_verb(r.verb));
+			/* the key, and gat's exptime before it */
+			REQUIRE(r.ntokens == (r.verb == MV_GAT ||
+			    r.verb == MV_GATS ? 2 : 1));
 			check_key(&r, p, n);
 			REQUIRE(p[r.consumed - 1] == '\n');
 			REQUIRE(line_rest_blank(r.key + r.klen,
