@@ -669,18 +669,18 @@ main(int argc, char **argv)
 			uint64_t key = (hash_key(&st, 2, w[3], vlen) |
 			    1ULL << 32) & ~0xffffffffULL;
 
-			if (i >= st.hdr->nconns) {
+			if (i < st.hdr->nconns) {
+				STORE(&t[i].logged_in, 1);
+				STORE(&t[i].who, key |
+				    (uint32_t)strtoul(w[2], NULL, 10));
+				r = LOAD(&st.hdr->conns_reach);
+				while (r != 0 && r < i + 2 &&
+				    !CAS(&st.hdr->conns_reach, r, i + 2))
+					;
+				printf("reach %u\n",
+				    LOAD(&st.hdr->conns_reach));
+			} else
 				printf("no entry %u\n", i);
-				continue;
-			}
-			STORE(&t[i].logged_in, 1);
-			STORE(&t[i].who, key | (uint32_t)strtoul(w[2], NULL,
-			    10));
-			r = LOAD(&st.hdr->conns_reach);
-			while (r != 0 && r < i + 2 &&
-			    !CAS(&st.hdr->conns_reach, r, i + 2))
-				;
-			printf("reach %u\n", LOAD(&st.hdr->conns_reach));
 		} else if (strcmp(w[0], "reach") == 0 && n <= 2) {
 			if (n == 2)
 				STORE(&st.hdr->conns_reach,
